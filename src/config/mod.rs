@@ -1,0 +1,81 @@
+//! Configuration: raw TOML → validated, compiled [`Config`].
+//!
+//! Loading is two-stage: [`parse`] walks the spanned TOML document, collecting
+//! *every* problem (unknown keys with the closest known key, wrong types, bad
+//! values, cross-references) with its line and column, and only a file with no
+//! problem at all becomes a [`Config`].
+
+mod model;
+mod parse;
+pub mod units;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use model::*;
+pub use parse::parse;
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// 1-based; 0 when the problem has no position (e.g. the file is unreadable).
+    pub line: usize,
+    /// 1-based; 0 when the problem has no position.
+    pub column: usize,
+    /// What is wrong, lowercase, no trailing period.
+    pub message: String,
+    /// How to fix it.
+    pub hint: Option<String>,
+}
+
+/// Every problem found in one config file; never empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors {
+    pub path: PathBuf,
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    /// `path:line:column: message` then `  help: hint`, one error after another.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}:{}:{}: {}", self.path.display(), e.line, e.column, e.message)?;
+            if let Some(hint) = &e.hint {
+                write!(f, "\n  help: {hint}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Reads and parses the file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    match std::fs::read(path) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => parse(&text, path),
+            Err(_) => Err(ConfigErrors {
+                path: path.to_owned(),
+                errors: vec![ConfigError {
+                    line: 0,
+                    column: 0,
+                    message: "file is not valid UTF-8".into(),
+                    hint: Some("save the file as UTF-8".into()),
+                }],
+            }),
+        },
+        Err(e) => Err(ConfigErrors {
+            path: path.to_owned(),
+            errors: vec![ConfigError {
+                line: 0,
+                column: 0,
+                message: format!("cannot read the file: {e}"),
+                hint: Some("check the path given with -c or $STRANGLER_CONFIG".into()),
+            }],
+        }),
+    }
+}

@@ -1,0 +1,212 @@
+//! The compiled configuration: what the request path reads.
+//!
+//! Everything here has been validated; nothing in this module can fail. The raw
+//! TOML is turned into these types by [`super::parse`], once per load.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Method, Uri};
+
+/// Index into [`Config::backends`].
+pub type BackendId = usize;
+
+/// A whole, validated configuration file.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the file was read from (`<embedded>` for the demo config).
+    pub path: PathBuf,
+    /// SHA-256 of the file's bytes, lowercase hex.
+    pub version: String,
+    pub server: ServerConfig,
+    /// Backends in file order; routes refer to them by index.
+    pub backends: Vec<BackendConfig>,
+    /// Flags in file order, with their values.
+    pub flags: Vec<(String, bool)>,
+    /// Routes in file order. Must be matched through [`crate::route::Router`].
+    pub routes: Vec<RouteConfig>,
+    /// `defaults.legacy`: where requests that no route matches go (route `_default`).
+    pub default_legacy: BackendId,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    /// Name of the env var holding the admin bearer token; `None` when unset/empty.
+    pub admin_token_env: Option<String>,
+    pub debug_headers: bool,
+    pub max_request_body: u64,
+    pub header_read_timeout: Duration,
+    pub max_connections: usize,
+    /// 0: one worker per core.
+    pub workers: usize,
+    pub shutdown_timeout: Duration,
+    pub tls: Option<TlsConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Http1,
+    Http2,
+    Auto,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendConfig {
+    pub name: String,
+    /// The URL as written, for display.
+    pub url: String,
+    /// `http` or `https`.
+    pub scheme: http::uri::Scheme,
+    pub authority: http::uri::Authority,
+    /// The URL's path with no trailing `/` (empty for none); prefixed to every forwarded path.
+    pub path_prefix: String,
+    pub connect_timeout: Duration,
+    /// Time to the response head.
+    pub timeout: Duration,
+    pub preserve_host: bool,
+    pub protocol: Protocol,
+    pub ca_file: Option<PathBuf>,
+    pub tls_server_name: Option<String>,
+    pub tls_insecure_skip_verify: bool,
+}
+
+impl BackendConfig {
+    /// The upstream URI for an (already normalised) path and optional query.
+    pub fn upstream_uri(&self, path: &str, query: Option<&str>) -> Uri {
+        let mut s = String::with_capacity(
+            self.scheme.as_str().len()
+                + 3
+                + self.authority.as_str().len()
+                + self.path_prefix.len()
+                + path.len()
+                + query.map_or(0, |q| q.len() + 1),
+        );
+        s.push_str(self.scheme.as_str());
+        s.push_str("://");
+        s.push_str(self.authority.as_str());
+        s.push_str(&self.path_prefix);
+        s.push_str(path);
+        if let Some(q) = query {
+            s.push('?');
+            s.push_str(q);
+        }
+        // The parts were validated at load and the path normalised: this cannot fail
+        // for a path that came from a parsed request URI.
+        Uri::try_from(s).unwrap_or_else(|_| Uri::from_static("/"))
+    }
+}
+
+/// `host` condition of a route. Stored lowercase, without port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostMatch {
+    Exact(String),
+    /// `*.example.com` is stored as `.example.com`: matches any host ending with it
+    /// (at least one label before it), not `example.com` itself.
+    Suffix(String),
+}
+
+/// Where a route's sticky key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sticky {
+    Header(HeaderName),
+    Cookie(String),
+    Query(String),
+    Ip,
+}
+
+/// Which methods a fallback may replay after new has seen the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MethodSet {
+    Any,
+    List(Vec<Method>),
+}
+
+impl MethodSet {
+    pub fn contains(&self, method: &Method) -> bool {
+        match self {
+            MethodSet::Any => true,
+            MethodSet::List(list) => list.contains(method),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FallbackConfig {
+    pub enabled: bool,
+    /// Sorted, deduplicated statuses from new that count as failure.
+    pub on_status: Vec<u16>,
+    pub on_connect_error: bool,
+    pub on_timeout: bool,
+    pub replay_methods: MethodSet,
+    pub max_body: u64,
+}
+
+impl Default for FallbackConfig {
+    fn default() -> Self {
+        FallbackConfig {
+            enabled: true,
+            on_status: vec![500, 502, 503, 504],
+            on_connect_error: true,
+            on_timeout: true,
+            replay_methods: MethodSet::List(vec![
+                Method::GET,
+                Method::HEAD,
+                Method::OPTIONS,
+                Method::TRACE,
+                Method::PUT,
+                Method::DELETE,
+            ]),
+            max_body: 1024 * 1024,
+        }
+    }
+}
+
+impl FallbackConfig {
+    pub fn on_status(&self, status: u16) -> bool {
+        self.on_status.binary_search(&status).is_ok()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    pub name: String,
+    /// Normalised; no trailing `/` except for the root route `/`.
+    pub path: String,
+    /// `None`: any method.
+    pub methods: Option<Vec<Method>>,
+    pub host: Option<HostMatch>,
+    /// Header names lowercase; values compared exactly.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The flag's name and its value in this config.
+    pub flag: Option<(String, bool)>,
+    /// Share of traffic for new in basis points (percent × 100), `0..=10000`.
+    pub weight_bp: u16,
+    pub sticky: Option<Sticky>,
+    pub cohort: String,
+    /// Replaces the matched prefix for the new backend only.
+    pub rewrite: Option<String>,
+    pub legacy: BackendId,
+    pub new: BackendId,
+    pub fallback: FallbackConfig,
+    /// 1-based line of the `[[routes]]` header in the file, for messages.
+    pub line: usize,
+}
+
+impl RouteConfig {
+    /// The weight new gets after the flag is applied, in basis points.
+    pub fn effective_weight_bp(&self) -> u16 {
+        match self.flag {
+            Some((_, false)) => 0,
+            _ => self.weight_bp,
+        }
+    }
+}
