@@ -1,8 +1,71 @@
 //! strangler: a strangler-fig reverse proxy.
 //!
-//! A request flows one way through the modules: [`route`] normalises its path,
-//! finds its route and decides legacy or new; [`proxy`] forwards it, falls back
-//! to legacy when new fails, and answers.
+//! A request flows one way through the modules: [`server`] accepts it,
+//! [`route`] normalises its path, finds its route and decides legacy or new,
+//! [`proxy`] forwards it (with [`headers`] rewritten), falls back to legacy when
+//! new fails, and answers; [`error`] maps what the proxy itself refuses.
+//! [`config`] turns the TOML file into the [`snapshot::Snapshot`] every request
+//! reads.
 
+pub mod app;
+pub mod backend;
+pub mod body;
 pub mod config;
+pub mod demo;
+pub mod echo;
+pub mod error;
+pub mod explain;
+pub mod headers;
+pub mod health;
+pub mod proxy;
 pub mod route;
+pub mod server;
+pub mod snapshot;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, Response, header};
+use tower::{Service, ServiceBuilder};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::body::BoxError;
+use crate::proxy::{Observer, ProxyService};
+use crate::snapshot::SharedSnapshot;
+
+/// The client-facing service stack: sensitive headers kept out of logs,
+/// `x-request-id` passed on or created and echoed in the response, a trace
+/// span per request, then the proxy itself.
+pub fn proxy_service<B>(
+    snapshot: SharedSnapshot,
+    observer: Option<Arc<dyn Observer>>,
+) -> impl Service<
+    Request<B>,
+    Response = Response<impl http_body::Body<Data = Bytes, Error = BoxError> + Send + 'static>,
+    Error = Infallible,
+    Future: Send + 'static,
+> + Clone
++ Send
++ 'static
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let mut proxy = ProxyService::new(snapshot);
+    if let Some(observer) = observer {
+        proxy = proxy.with_observer(observer);
+    }
+    ServiceBuilder::new()
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::PROXY_AUTHORIZATION,
+            header::COOKIE,
+        ]))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .service(proxy)
+}

@@ -1,0 +1,33 @@
+//! The one body type that flows through the proxy, both ways.
+
+use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+
+/// Any error a body can raise.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A streamed request or response body. Boxed once per request so the request
+/// path has one concrete type whatever the source (client, backend, held bytes).
+pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// A body of exactly these bytes.
+pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// A body with nothing in it.
+pub fn empty() -> ProxyBody {
+    Empty::new().map_err(|never| match never {}).boxed_unsync()
+}
+
+/// Boxes any body whose error converts into [`BoxError`].
+pub fn boxed<B>(body: B) -> ProxyBody
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    body.map_err(Into::into).boxed_unsync()
+}

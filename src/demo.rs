@@ -1,0 +1,98 @@
+//! `strangler demo`: an echo legacy, an echo new and the proxy in one process,
+//! on loopback, with the embedded demo config.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use tokio::net::TcpListener;
+
+use crate::config::{self, Config};
+use crate::echo::{self, EchoOptions};
+
+/// The demo config, kept as a real file so `strangler check config/demo.toml` works.
+pub const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
+
+/// The path under which the demo's new backend fails.
+pub const FAILING_PATH: &str = "/api/payments";
+
+/// The demo config with its backends pointed at `legacy` and `new`.
+pub fn demo_config(legacy: SocketAddr, new: SocketAddr) -> anyhow::Result<Config> {
+    let mut config = config::parse(DEMO_CONFIG, Path::new("<embedded demo.toml>"))
+        .map_err(|e| anyhow::anyhow!("the embedded demo config is invalid:\n{e}"))?;
+    for backend in &mut config.backends {
+        let addr = match backend.name.as_str() {
+            "legacy" => legacy,
+            _ => new,
+        };
+        backend.url = format!("http://{addr}");
+        backend.authority = addr.to_string().parse()?;
+    }
+    Ok(config)
+}
+
+/// Runs the demo until Ctrl-C. `STRANGLER_DEMO_LISTEN` overrides the proxy's
+/// address (tests use `127.0.0.1:0`).
+pub async fn run() -> anyhow::Result<()> {
+    let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
+    let legacy = echo::spawn(
+        loopback,
+        EchoOptions {
+            name: "legacy".into(),
+            fail_paths: vec![],
+        },
+    )
+    .await?;
+    let new = echo::spawn(
+        loopback,
+        EchoOptions {
+            name: "new".into(),
+            fail_paths: vec![FAILING_PATH.into()],
+        },
+    )
+    .await?;
+    let config = demo_config(legacy, new)?;
+    let listen = match std::env::var("STRANGLER_DEMO_LISTEN") {
+        Ok(addr) => addr.parse()?,
+        Err(_) => config.server.listen,
+    };
+    let listener = TcpListener::bind(listen).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on {listen}: {e} (set STRANGLER_DEMO_LISTEN to another address)"
+        )
+    })?;
+    let addr = listener.local_addr()?;
+    let running = crate::app::start(config, listener)?;
+    println!("{}", banner(addr, legacy, new));
+    crate::app::shutdown_signal().await;
+    running.shutdown().await;
+    Ok(())
+}
+
+fn banner(addr: SocketAddr, legacy: SocketAddr, new: SocketAddr) -> String {
+    format!(
+        "strangler demo: proxy on http://{addr}
+  legacy echo backend on http://{legacy}, new echo backend on http://{new}
+  routes: {routes}
+
+Try (each answer names the backend that served it; see the x-strangler-* headers):
+
+  # flag-switched: flag new_checkout = true sends /api/checkout to new
+  curl -si http://{addr}/api/checkout/cart
+
+  # weighted 50% and sticky on x-user-id: a user always lands on the same side
+  curl -si -H 'x-user-id: alice' http://{addr}/api/users/me
+  curl -si -H 'x-user-id: bob' http://{addr}/api/users/me
+
+  # rewritten: new gets /v2/search?q=fig
+  curl -si 'http://{addr}/search?q=fig'
+
+  # new answers 503 here; the proxy replays to legacy (x-strangler-fallback: status-503)
+  curl -si http://{addr}/api/payments/42
+
+  # no route: legacy owns every path not yet strangled
+  curl -si http://{addr}/about
+
+Press Ctrl-C to stop.",
+        routes = "checkout (flag), users (50% sticky), search (rewrite), payments (fallback)"
+    )
+}

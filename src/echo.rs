@@ -1,0 +1,143 @@
+//! `strangler echo`: a small backend that describes every request it gets, for
+//! the demo, docker-compose and tests.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use serde_json::{Map, Value, json};
+use tokio::net::TcpListener;
+use tracing::debug;
+
+use crate::body::{self, ProxyBody};
+
+/// What an echo backend is told at start.
+#[derive(Debug, Clone)]
+pub struct EchoOptions {
+    /// Reported as `name` in every answer.
+    pub name: String,
+    /// Requests whose path is, or is under, one of these get a 503.
+    pub fail_paths: Vec<String>,
+}
+
+/// Serves echo answers on `listener` forever.
+pub async fn serve(listener: TcpListener, options: EchoOptions) {
+    let options = Arc::new(options);
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let options = options.clone();
+        let builder = builder.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let options = options.clone();
+                async move { Ok::<_, Infallible>(answer(&options, req).await) }
+            });
+            if let Err(error) = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                debug!(%error, "echo connection error");
+            }
+        });
+    }
+}
+
+/// Binds `addr` and serves echo answers on it in a background task, returning
+/// the bound address (useful with port 0).
+pub async fn spawn(addr: SocketAddr, options: EchoOptions) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    tokio::spawn(serve(listener, options));
+    Ok(local)
+}
+
+async fn answer(options: &EchoOptions, req: Request<Incoming>) -> Response<ProxyBody> {
+    let (parts, mut incoming) = req.into_parts();
+    // Count the body without holding it.
+    let mut body_length: u64 = 0;
+    while let Some(Ok(frame)) = incoming.frame().await {
+        if let Some(data) = frame.data_ref() {
+            body_length += data.len() as u64;
+        }
+    }
+    let path = parts.uri.path();
+    if parts.method == http::Method::GET && path == "/health" {
+        return json_response(
+            StatusCode::OK,
+            json!({"name": options.name, "status": "ok"}),
+        );
+    }
+    let failing = options.fail_paths.iter().any(|p| under(path, p));
+    let mut headers = Map::new();
+    for (name, value) in &parts.headers {
+        let value = Value::String(String::from_utf8_lossy(value.as_bytes()).into_owned());
+        match headers.get_mut(name.as_str()) {
+            Some(Value::Array(values)) => values.push(value),
+            Some(first) => *first = Value::Array(vec![first.take(), value]),
+            None => {
+                headers.insert(name.as_str().to_owned(), value);
+            }
+        }
+    }
+    let status = if failing {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    json_response(
+        status,
+        json!({
+            "name": options.name,
+            "method": parts.method.as_str(),
+            "path": path,
+            "query": parts.uri.query(),
+            "headers": headers,
+            "body_length": body_length,
+            "failing": failing,
+        }),
+    )
+}
+
+/// Segment-aware prefix test: `/a` covers `/a` and `/a/b`, not `/ab`.
+fn under(path: &str, prefix: &str) -> bool {
+    let prefix = prefix.trim_end_matches('/');
+    prefix.is_empty()
+        || path == prefix
+        || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
+}
+
+fn json_response(status: StatusCode, value: Value) -> Response<ProxyBody> {
+    let mut text = value.to_string();
+    text.push('\n');
+    let mut response = Response::new(body::full(Bytes::from(text)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::under;
+
+    #[test]
+    fn fail_path_is_segment_aware() {
+        assert!(under("/api/pay", "/api/pay"));
+        assert!(under("/api/pay/x", "/api/pay"));
+        assert!(under("/api/pay/x", "/api/pay/"));
+        assert!(!under("/api/payment", "/api/pay"));
+        assert!(under("/anything", "/"));
+    }
+}

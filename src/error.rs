@@ -1,0 +1,89 @@
+//! The errors the proxy answers itself, and their single mapping to a response.
+
+use http::{HeaderValue, Response, StatusCode, header};
+
+use crate::body::{self, ProxyBody};
+
+/// Why the proxy, not a backend, produced the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProxyError {
+    /// The request cannot be routed (e.g. a path that is not origin-form).
+    BadRequest(&'static str),
+    /// The request body is larger than `server.max_request_body`.
+    PayloadTooLarge,
+    /// The backend could not be reached: nothing was sent.
+    Unreachable,
+    /// The exchange with the backend broke after the request was sent.
+    BadGateway(&'static str),
+    /// The backend did not send a response head within its `timeout`.
+    GatewayTimeout,
+}
+
+impl ProxyError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::Unreachable | ProxyError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The short lowercase message put in the JSON body.
+    pub fn message(&self) -> &'static str {
+        match self {
+            ProxyError::BadRequest(why) => why,
+            ProxyError::PayloadTooLarge => "request body too large",
+            ProxyError::Unreachable => "backend unreachable",
+            ProxyError::BadGateway(why) => why,
+            ProxyError::GatewayTimeout => "backend timed out",
+        }
+    }
+
+    /// `{"error": "...", "request_id": "..."}` with this error's status.
+    pub fn into_response(self, request_id: Option<&HeaderValue>) -> Response<ProxyBody> {
+        json_error(self.status(), self.message(), request_id)
+    }
+}
+
+/// A short JSON error body, as every answer made by strangler itself has.
+pub fn json_error(
+    status: StatusCode,
+    message: &str,
+    request_id: Option<&HeaderValue>,
+) -> Response<ProxyBody> {
+    let request_id = request_id.and_then(|v| v.to_str().ok()).unwrap_or("");
+    let body = serde_json::json!({ "error": message, "request_id": request_id }).to_string();
+    let mut response = Response::new(body::full(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn error_body_is_json_with_request_id() {
+        let id = HeaderValue::from_static("abc-123");
+        let response = ProxyError::GatewayTimeout.into_response(Some(&id));
+        assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(json["error"], "backend timed out");
+        assert_eq!(json["request_id"], "abc-123");
+    }
+
+    #[test]
+    fn statuses() {
+        assert_eq!(ProxyError::BadRequest("x").status(), 400);
+        assert_eq!(ProxyError::PayloadTooLarge.status(), 413);
+        assert_eq!(ProxyError::BadGateway("x").status(), 502);
+    }
+}

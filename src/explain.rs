@@ -1,0 +1,274 @@
+//! Human-readable views of a config: the route table (`check`) and the
+//! decision for one request (`explain`). Pure: no network.
+
+use std::fmt::Write;
+use std::net::IpAddr;
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+
+use crate::config::{Config, RouteConfig, Sticky};
+use crate::route::{self, BucketSource, Reason, RequestInfo, Router, Target};
+
+/// `check`'s output: one line per route, with what it does now.
+pub fn route_table(config: &Config) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}: ok ({} routes, {} backends, version {})",
+        config.path.display(),
+        config.routes.len(),
+        config.backends.len(),
+        &config.version[..12.min(config.version.len())]
+    );
+    let _ = writeln!(
+        out,
+        "{:<20} {:<24} {:>8}  {:<22} {:<10} {:<10} {}",
+        "ROUTE", "PATH", "NEW %", "FLAG", "LEGACY", "NEW", "STICKY"
+    );
+    for route in &config.routes {
+        let flag = match &route.flag {
+            Some((name, value)) => format!("{name}={value}"),
+            None => "-".into(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<20} {:<24} {:>8}  {:<22} {:<10} {:<10} {}",
+            route.name,
+            route.path,
+            percent(route.effective_weight_bp()),
+            flag,
+            config.backends[route.legacy].name,
+            config.backends[route.new].name,
+            sticky_text(route),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{:<20} {:<24} {:>8}  {:<22} {:<10}",
+        crate::snapshot::DEFAULT_ROUTE,
+        "(unmatched)",
+        percent(0),
+        "-",
+        config.backends[config.default_legacy].name
+    );
+    out
+}
+
+/// `explain`'s output for one request, or what is wrong with the arguments.
+pub fn explain(
+    config: &Config,
+    method: &str,
+    target: &str,
+    headers: &[String],
+    client_ip: IpAddr,
+) -> Result<String, String> {
+    let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| format!("{method:?} is not a method name"))?;
+    let uri: Uri = target
+        .parse()
+        .map_err(|_| format!("{target:?} is not a request path"))?;
+    if !uri.path().starts_with('/') {
+        return Err(format!("{target:?} must start with /"));
+    }
+    let header_map = parse_headers(headers)?;
+    let path = route::normalize_path(uri.path());
+    let host = uri.authority().map(|a| a.as_str()).or_else(|| {
+        header_map
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+    });
+    let info = RequestInfo {
+        method: &method,
+        path: &path,
+        query: uri.query(),
+        host,
+        headers: &header_map,
+        client_ip,
+    };
+    let router = Router::new(&config.routes);
+    // Any draw: for a random bucket the output gives the odds, not one outcome.
+    let decision = route::decide(config, &router, &info, 0);
+
+    let mut out = String::new();
+    let _ = writeln!(out, "request:   {method} {target}");
+    if path != uri.path() {
+        let _ = writeln!(out, "           normalised path: {path}");
+    }
+    let Some(index) = decision.route else {
+        let backend = &config.backends[decision.backend];
+        let _ = writeln!(
+            out,
+            "route:     _default (no route matches: legacy owns this path)"
+        );
+        let _ = writeln!(out, "backend:   {} (defaults.legacy)", backend.name);
+        let _ = writeln!(
+            out,
+            "upstream:  {}",
+            backend.upstream_uri(&path, uri.query())
+        );
+        return Ok(out);
+    };
+    let route = &config.routes[index];
+    let _ = writeln!(
+        out,
+        "route:     {} (path {}, line {})",
+        route.name, route.path, route.line
+    );
+    let legacy = &config.backends[route.legacy];
+    let new = &config.backends[route.new];
+    let new_path = route::rewrite_path(route, &path);
+    match decision.reason {
+        Reason::FlagOff => {
+            let flag = route.flag.as_ref().map_or("?", |(name, _)| name.as_str());
+            let _ = writeln!(out, "flag:      {flag} = false → legacy");
+        }
+        Reason::Weight { bucket, source } => {
+            if let Some((flag, value)) = &route.flag {
+                let _ = writeln!(out, "flag:      {flag} = {value}");
+            }
+            let _ = writeln!(out, "weight:    {}% to new", percent(route.weight_bp));
+            if source == BucketSource::Random {
+                let _ = writeln!(
+                    out,
+                    "bucket:    random per request ({}): new iff bucket < {}",
+                    no_key_reason(route),
+                    route.weight_bp
+                );
+                let _ = writeln!(
+                    out,
+                    "backend:   {} with probability {}%, else {}",
+                    new.name,
+                    percent(route.weight_bp),
+                    legacy.name
+                );
+                let _ = writeln!(
+                    out,
+                    "upstream:  {} (new)",
+                    new.upstream_uri(&new_path, uri.query())
+                );
+                let _ = writeln!(
+                    out,
+                    "           {} (legacy)",
+                    legacy.upstream_uri(&path, uri.query())
+                );
+                fallback_line(&mut out, config, route);
+                return Ok(out);
+            }
+            let _ = writeln!(
+                out,
+                "bucket:    {bucket} from {} (cohort {:?}); new iff bucket < {}",
+                source_text(route, source),
+                route.cohort,
+                route.weight_bp
+            );
+        }
+        Reason::NoRoute => {}
+    }
+    let (backend, upstream_path) = match decision.target {
+        Target::New => (new, new_path.as_ref()),
+        Target::Legacy => (legacy, path.as_ref()),
+    };
+    let side = if decision.target == Target::New {
+        "new"
+    } else {
+        "legacy"
+    };
+    let _ = writeln!(out, "backend:   {} ({side})", backend.name);
+    let _ = writeln!(
+        out,
+        "upstream:  {}",
+        backend.upstream_uri(upstream_path, uri.query())
+    );
+    if decision.target == Target::New {
+        fallback_line(&mut out, config, route);
+    }
+    Ok(out)
+}
+
+fn fallback_line(out: &mut String, config: &Config, route: &RouteConfig) {
+    let fb = &route.fallback;
+    if !fb.enabled {
+        let _ = writeln!(out, "fallback:  off");
+        return;
+    }
+    let statuses: Vec<String> = fb.on_status.iter().map(u16::to_string).collect();
+    let _ = writeln!(
+        out,
+        "fallback:  to {} on status [{}]{}{}; body held up to {} bytes",
+        config.backends[route.legacy].name,
+        statuses.join(", "),
+        if fb.on_connect_error {
+            ", connect error"
+        } else {
+            ""
+        },
+        if fb.on_timeout { ", timeout" } else { "" },
+        fb.max_body
+    );
+}
+
+fn parse_headers(headers: &[String]) -> Result<HeaderMap, String> {
+    let mut map = HeaderMap::new();
+    for raw in headers {
+        let (name, value) = raw
+            .split_once(':')
+            .ok_or_else(|| format!("header {raw:?} must look like 'Name: value'"))?;
+        let name = HeaderName::from_bytes(name.trim().as_bytes())
+            .map_err(|_| format!("{:?} is not a header name", name.trim()))?;
+        let value = HeaderValue::from_str(value.trim())
+            .map_err(|_| format!("{:?} is not a header value", value.trim()))?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+/// Basis points as a percentage with up to two decimals: 2500 → "25", 1250 → "12.5".
+fn percent(bp: u16) -> String {
+    let whole = bp / 100;
+    match bp % 100 {
+        0 => whole.to_string(),
+        frac if frac % 10 == 0 => format!("{whole}.{}", frac / 10),
+        frac => format!("{whole}.{frac:02}"),
+    }
+}
+
+fn sticky_text(route: &RouteConfig) -> String {
+    match &route.sticky {
+        None => "-".into(),
+        Some(Sticky::Header(name)) => format!("header:{name}"),
+        Some(Sticky::Cookie(name)) => format!("cookie:{name}"),
+        Some(Sticky::Query(name)) => format!("query:{name}"),
+        Some(Sticky::Ip) => "ip".into(),
+    }
+}
+
+fn source_text(route: &RouteConfig, source: BucketSource) -> String {
+    match (source, &route.sticky) {
+        (BucketSource::Header, Some(Sticky::Header(name))) => format!("header {name}"),
+        (BucketSource::Cookie, Some(Sticky::Cookie(name))) => format!("cookie {name}"),
+        (BucketSource::Query, Some(Sticky::Query(name))) => format!("query parameter {name}"),
+        (BucketSource::Ip, _) => "the client ip".into(),
+        _ => "the sticky key".into(),
+    }
+}
+
+fn no_key_reason(route: &RouteConfig) -> String {
+    match &route.sticky {
+        None => "the route has no sticky key".into(),
+        Some(_) => format!("the request has no {}", sticky_text(route)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent;
+
+    #[test]
+    fn percent_formatting() {
+        assert_eq!(percent(0), "0");
+        assert_eq!(percent(10000), "100");
+        assert_eq!(percent(1250), "12.5");
+        assert_eq!(percent(1234), "12.34");
+        assert_eq!(percent(1), "0.01");
+    }
+}

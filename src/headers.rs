@@ -1,0 +1,233 @@
+//! Header rewriting between client and backend: hop-by-hop removal and the
+//! forwarding headers (SPEC §3.3).
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub static X_STRANGLER_ROUTE: HeaderName = HeaderName::from_static("x-strangler-route");
+pub static X_STRANGLER_BACKEND: HeaderName = HeaderName::from_static("x-strangler-backend");
+pub static X_STRANGLER_FALLBACK: HeaderName = HeaderName::from_static("x-strangler-fallback");
+
+/// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1).
+/// `Proxy-Connection` is not standard but still sent by some clients.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Whether this is an HTTP/1.1 upgrade request (`Connection: upgrade` plus `Upgrade`).
+pub fn is_upgrade_request(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE) && connection_has(headers, "upgrade")
+}
+
+/// Whether any `Connection` header lists `token` (case-insensitive).
+fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+    connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(token))
+}
+
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Removes hop-by-hop headers: the fixed list and every header `Connection` names.
+///
+/// With `keep_upgrade`, an upgrade exchange keeps `Connection: upgrade` and
+/// `Upgrade` so the next hop can switch protocols. With `keep_te_trailers`,
+/// `TE: trailers` is kept (HTTP/2 backends: gRPC needs it).
+pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, keep_te_trailers: bool) {
+    // Fast path: the common request has none of these.
+    if !HOP_BY_HOP.iter().any(|name| headers.contains_key(name)) {
+        return;
+    }
+    let named: Vec<HeaderName> = connection_tokens(headers)
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+        .collect();
+    for name in named {
+        if !is_end_to_end_essential(&name) {
+            headers.remove(&name);
+        }
+    }
+    let upgrade = keep_upgrade
+        .then(|| headers.get(header::UPGRADE).cloned())
+        .flatten();
+    let te_trailers = keep_te_trailers
+        && headers
+            .get_all(header::TE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    if let Some(upgrade) = upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, upgrade);
+    }
+    if te_trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+}
+
+/// `Connection` must not be able to strip the headers the proxy itself relies on.
+fn is_end_to_end_essential(name: &HeaderName) -> bool {
+    name == header::HOST || name == X_REQUEST_ID
+}
+
+/// Appends the client address to `X-Forwarded-For` (joining earlier values into
+/// one header) and sets `X-Forwarded-Proto` and `X-Forwarded-Host`.
+pub fn set_forwarded(
+    headers: &mut HeaderMap,
+    client_ip: IpAddr,
+    proto: &'static str,
+    host: Option<&HeaderValue>,
+) {
+    let ip = client_ip.to_string();
+    let xff = {
+        let mut prior = headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .peekable();
+        if prior.peek().is_none() {
+            HeaderValue::from_str(&ip)
+        } else {
+            let mut joined = String::new();
+            for v in prior {
+                joined.push_str(v);
+                joined.push_str(", ");
+            }
+            joined.push_str(&ip);
+            HeaderValue::from_str(&joined)
+        }
+    };
+    if let Ok(xff) = xff {
+        headers.insert(&X_FORWARDED_FOR, xff);
+    }
+    headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    match host {
+        Some(host) => {
+            headers.insert(&X_FORWARDED_HOST, host.clone());
+        }
+        None => {
+            headers.remove(&X_FORWARDED_HOST);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        m
+    }
+
+    #[test]
+    fn removes_fixed_list_and_connection_named_headers() {
+        let mut h = map(&[
+            ("connection", "close, x-secret"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "1"),
+            ("te", "gzip"),
+            ("trailer", "x"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "h2c"),
+            ("proxy-authorization", "Basic x"),
+            ("proxy-authenticate", "Basic"),
+            ("x-keep", "yes"),
+        ]);
+        remove_hop_by_hop(&mut h, false, false);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h["x-keep"], "yes");
+    }
+
+    #[test]
+    fn connection_cannot_strip_host_or_request_id() {
+        let mut h = map(&[
+            ("connection", "host, x-request-id"),
+            ("host", "a"),
+            ("x-request-id", "r"),
+        ]);
+        remove_hop_by_hop(&mut h, false, false);
+        assert_eq!(h["host"], "a");
+        assert_eq!(h["x-request-id"], "r");
+    }
+
+    #[test]
+    fn upgrade_keeps_connection_upgrade() {
+        let mut h = map(&[
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "websocket"),
+        ]);
+        assert!(is_upgrade_request(&h));
+        remove_hop_by_hop(&mut h, true, false);
+        assert_eq!(h["connection"], "upgrade");
+        assert_eq!(h["upgrade"], "websocket");
+        assert!(!is_upgrade_request(&map(&[("upgrade", "websocket")])));
+    }
+
+    #[test]
+    fn te_trailers_kept_only_when_asked() {
+        let mut h = map(&[("te", "trailers")]);
+        remove_hop_by_hop(&mut h, false, true);
+        assert_eq!(h["te"], "trailers");
+        let mut h = map(&[("te", "trailers")]);
+        remove_hop_by_hop(&mut h, false, false);
+        assert!(h.get("te").is_none());
+        let mut h = map(&[("te", "gzip")]);
+        remove_hop_by_hop(&mut h, false, true);
+        assert!(h.get("te").is_none());
+    }
+
+    #[test]
+    fn forwarded_headers_append_and_set() {
+        let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9));
+        let mut h = map(&[
+            ("x-forwarded-for", "1.1.1.1"),
+            ("x-forwarded-for", "2.2.2.2"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        set_forwarded(
+            &mut h,
+            ip,
+            "http",
+            Some(&HeaderValue::from_static("a.example")),
+        );
+        assert_eq!(h["x-forwarded-for"], "1.1.1.1, 2.2.2.2, 10.0.0.9");
+        assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-host"], "a.example");
+
+        let mut h = HeaderMap::new();
+        set_forwarded(&mut h, ip, "http", None);
+        assert_eq!(h["x-forwarded-for"], "10.0.0.9");
+        assert!(h.get("x-forwarded-host").is_none());
+    }
+}

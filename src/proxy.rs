@@ -1,0 +1,587 @@
+//! The request path: snapshot → decide → forward → fall back → respond.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tracing::{debug, warn};
+
+use crate::backend::Backend;
+use crate::body::{self, BoxError, ProxyBody};
+use crate::config::{FallbackConfig, Protocol};
+use crate::error::ProxyError;
+use crate::headers::{self, X_REQUEST_ID};
+use crate::route::{self, RequestInfo, Target};
+use crate::snapshot::{SharedSnapshot, Snapshot};
+
+/// The client's address, put in the request's extensions by the server.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// Why an answer came from legacy after new was tried (`x-strangler-fallback`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FallbackReason {
+    Status(StatusCode),
+    Connect,
+    Timeout,
+}
+
+impl FallbackReason {
+    /// The metric label: `status`, `connect` or `timeout`.
+    pub fn label(self) -> &'static str {
+        match self {
+            FallbackReason::Status(_) => "status",
+            FallbackReason::Connect => "connect",
+            FallbackReason::Timeout => "timeout",
+        }
+    }
+
+    /// The `x-strangler-fallback` value: `status-<code>`, `connect` or `timeout`.
+    pub fn header_value(self) -> HeaderValue {
+        match self {
+            FallbackReason::Status(code) => {
+                HeaderValue::from_str(&format!("status-{}", code.as_u16()))
+                    .unwrap_or_else(|_| HeaderValue::from_static("status"))
+            }
+            FallbackReason::Connect => HeaderValue::from_static("connect"),
+            FallbackReason::Timeout => HeaderValue::from_static("timeout"),
+        }
+    }
+}
+
+/// What happened to one request, for the access log and metrics.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub method: Method,
+    pub path: String,
+    /// Index into the snapshot's routes; `None` for `_default`.
+    pub route: Option<usize>,
+    /// The backend whose answer the client got (or that failed, for 502/504).
+    pub backend: Option<usize>,
+    pub status: StatusCode,
+    pub fallback: Option<FallbackReason>,
+    pub started: Instant,
+}
+
+/// Told about every finished exchange (metrics, access log). Must not block.
+pub trait Observer: Send + Sync + 'static {
+    fn observe(&self, snapshot: &Snapshot, exchange: &Exchange, request_id: Option<&HeaderValue>);
+}
+
+/// The innermost tower service: routes and forwards one request.
+#[derive(Clone)]
+pub struct ProxyService {
+    snapshot: SharedSnapshot,
+    observer: Option<Arc<dyn Observer>>,
+    proto: &'static str,
+}
+
+impl ProxyService {
+    pub fn new(snapshot: SharedSnapshot) -> ProxyService {
+        ProxyService {
+            snapshot,
+            observer: None,
+            proto: "http",
+        }
+    }
+
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> ProxyService {
+        self.observer = Some(observer);
+        self
+    }
+}
+
+impl<B> tower::Service<Request<B>> for ProxyService
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<ProxyBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        // One snapshot per request: a reload mid-request does not affect it.
+        let snapshot = self.snapshot.load_full();
+        let observer = self.observer.clone();
+        let proto = self.proto;
+        Box::pin(async move {
+            Ok(handle(snapshot, observer.as_deref(), proto, req.map(body::boxed)).await)
+        })
+    }
+}
+
+/// Everything known about the request once it has been routed.
+struct Routed<'s> {
+    snapshot: &'s Snapshot,
+    route: Option<usize>,
+    target: Target,
+    backend: usize,
+}
+
+async fn handle(
+    snapshot: Arc<Snapshot>,
+    observer: Option<&dyn Observer>,
+    proto: &'static str,
+    mut req: Request<ProxyBody>,
+) -> Response<ProxyBody> {
+    let started = Instant::now();
+    let request_id = req.headers().get(&X_REQUEST_ID).cloned();
+    let upgrade = headers::is_upgrade_request(req.headers()).then(|| hyper::upgrade::on(&mut req));
+    let method = req.method().clone();
+    let mut exchange = Exchange {
+        method,
+        path: String::new(),
+        route: None,
+        backend: None,
+        status: StatusCode::OK,
+        fallback: None,
+        started,
+    };
+    let outcome = route_and_forward(&snapshot, proto, req, upgrade, &mut exchange).await;
+    let mut response = match outcome {
+        Ok(response) => response,
+        Err(error) => {
+            debug!(error = error.message(), "proxy error");
+            error.into_response(request_id.as_ref())
+        }
+    };
+    exchange.status = response.status();
+    if snapshot.config.server.debug_headers {
+        add_debug_headers(&snapshot, &exchange, response.headers_mut());
+    }
+    if let Some(observer) = observer {
+        observer.observe(&snapshot, &exchange, request_id.as_ref());
+    }
+    response
+}
+
+fn add_debug_headers(snapshot: &Snapshot, exchange: &Exchange, headers: &mut HeaderMap) {
+    let route = match exchange.route {
+        Some(i) => snapshot.route_names[i].clone(),
+        None => HeaderValue::from_static(crate::snapshot::DEFAULT_ROUTE),
+    };
+    headers.insert(&headers::X_STRANGLER_ROUTE, route);
+    if let Some(b) = exchange.backend {
+        headers.insert(
+            &headers::X_STRANGLER_BACKEND,
+            snapshot.backends[b].name_header.clone(),
+        );
+    }
+    if let Some(reason) = exchange.fallback {
+        headers.insert(&headers::X_STRANGLER_FALLBACK, reason.header_value());
+    }
+}
+
+async fn route_and_forward(
+    snapshot: &Snapshot,
+    proto: &'static str,
+    req: Request<ProxyBody>,
+    upgrade: Option<OnUpgrade>,
+    exchange: &mut Exchange,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let (parts, body) = req.into_parts();
+    let raw_path = parts.uri.path();
+    if !raw_path.starts_with('/') {
+        return Err(ProxyError::BadRequest("request target must be a path"));
+    }
+    let path = route::normalize_path(raw_path);
+    exchange.path.push_str(&path);
+    let query = parts.uri.query();
+    let host = client_host(&parts.uri, &parts.headers);
+    let client_ip = parts
+        .extensions
+        .get::<ClientAddr>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.0.ip());
+    let info = RequestInfo {
+        method: &parts.method,
+        path: &path,
+        query,
+        host: host.as_ref().and_then(|h| h.to_str().ok()),
+        headers: &parts.headers,
+        client_ip,
+    };
+    let decision = route::decide(
+        &snapshot.config,
+        &snapshot.router,
+        &info,
+        fastrand::u16(..10_000),
+    );
+    exchange.route = decision.route;
+    exchange.backend = Some(decision.backend);
+    let routed = Routed {
+        snapshot,
+        route: decision.route,
+        target: decision.target,
+        backend: decision.backend,
+    };
+
+    let limit = snapshot.config.server.max_request_body;
+    let content_length = content_length(&parts.headers);
+    if content_length.is_some_and(|n| n > limit) {
+        return Err(ProxyError::PayloadTooLarge);
+    }
+    // hyper enforces a declared length, so only bodies without one need the limit.
+    let body = if content_length.is_some() {
+        body
+    } else {
+        body::boxed(Limited::new(body, limit as usize))
+    };
+
+    let mut forwarded = parts.headers;
+    let is_upgrade = upgrade.is_some();
+    let client_host = host.clone();
+    headers::set_forwarded(&mut forwarded, client_ip, proto, client_host.as_ref());
+    let request = Outgoing {
+        method: parts.method,
+        path: &path,
+        query,
+        headers: forwarded,
+        client_host,
+        is_upgrade,
+    };
+
+    let fallback = match (routed.target, routed.route) {
+        (Target::New, Some(i)) if snapshot.config.routes[i].fallback.enabled => {
+            Some(&snapshot.config.routes[i].fallback)
+        }
+        _ => None,
+    };
+    let response = match fallback {
+        None => {
+            let backend = &snapshot.backends[routed.backend];
+            let uri_path = upstream_path(&routed, &path);
+            let upstream = request.build(backend, &uri_path, body);
+            send(backend, upstream).await?
+        }
+        Some(fallback) => {
+            forward_with_fallback(&routed, &request, body, content_length, fallback, exchange)
+                .await?
+        }
+    };
+    Ok(finish_response(response, upgrade))
+}
+
+/// The path sent upstream: new gets the route's `rewrite` applied.
+fn upstream_path<'p>(routed: &Routed<'_>, path: &'p str) -> std::borrow::Cow<'p, str> {
+    match (routed.target, routed.route) {
+        (Target::New, Some(i)) => route::rewrite_path(&routed.snapshot.config.routes[i], path),
+        _ => std::borrow::Cow::Borrowed(path),
+    }
+}
+
+/// Tries new; when it fails in a way the route's fallback covers, and the
+/// body was held whole, replays the request to legacy.
+async fn forward_with_fallback(
+    routed: &Routed<'_>,
+    request: &Outgoing<'_>,
+    body: ProxyBody,
+    content_length: Option<u64>,
+    fallback: &FallbackConfig,
+    exchange: &mut Exchange,
+) -> Result<Response<hyper::body::Incoming>, ProxyError> {
+    let snapshot = routed.snapshot;
+    let route = &snapshot.config.routes[routed.route.unwrap_or_default()];
+    let new = &snapshot.backends[routed.backend];
+    let held = hold(body, fallback.max_body, content_length).await?;
+    let uri_path = upstream_path(routed, request.path);
+    let (first_body, replay_body) = match held {
+        Held::Whole(bytes) => (body::full(bytes.clone()), Some(bytes)),
+        Held::Streaming(body) => (body, None),
+    };
+    let attempt = send(new, request.build(new, &uri_path, first_body)).await;
+    let replayable_method = fallback.replay_methods.contains(&request.method);
+    let reason = match &attempt {
+        Ok(response) if fallback.on_status(response.status().as_u16()) && replayable_method => {
+            Some(FallbackReason::Status(response.status()))
+        }
+        Err(ProxyError::Unreachable) if fallback.on_connect_error => Some(FallbackReason::Connect),
+        Err(ProxyError::GatewayTimeout) if fallback.on_timeout && replayable_method => {
+            Some(FallbackReason::Timeout)
+        }
+        _ => None,
+    };
+    let (Some(reason), Some(bytes)) = (reason, replay_body) else {
+        return attempt;
+    };
+    // The failed answer's body is discarded unread.
+    drop(attempt);
+    warn!(
+        route = %route.name,
+        reason = reason.label(),
+        method = %request.method,
+        path = request.path,
+        "new failed, replaying to legacy"
+    );
+    exchange.fallback = Some(reason);
+    exchange.backend = Some(route.legacy);
+    let legacy = &snapshot.backends[route.legacy];
+    send(
+        legacy,
+        request.build(legacy, request.path, body::full(bytes)),
+    )
+    .await
+}
+
+/// The parts of the upstream request shared by the first try and a replay.
+struct Outgoing<'a> {
+    method: Method,
+    path: &'a str,
+    query: Option<&'a str>,
+    /// Client headers with forwarding headers set; hop-by-hop still present.
+    headers: HeaderMap,
+    client_host: Option<HeaderValue>,
+    is_upgrade: bool,
+}
+
+impl Outgoing<'_> {
+    fn build(&self, backend: &Backend, path: &str, body: ProxyBody) -> Request<ProxyBody> {
+        let config = &backend.config;
+        let mut request = Request::new(body);
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = config.upstream_uri(path, self.query);
+        *request.version_mut() = match config.protocol {
+            Protocol::Http2 => Version::HTTP_2,
+            _ => Version::HTTP_11,
+        };
+        let mut headers = self.headers.clone();
+        headers::remove_hop_by_hop(
+            &mut headers,
+            self.is_upgrade,
+            config.protocol == Protocol::Http2,
+        );
+        let host = if config.preserve_host {
+            self.client_host.clone()
+        } else {
+            None
+        };
+        let host = host.or_else(|| HeaderValue::from_str(config.authority.as_str()).ok());
+        if let Some(host) = host {
+            headers.insert(header::HOST, host);
+        }
+        *request.headers_mut() = headers;
+        request
+    }
+}
+
+/// Sends one request, bounded by the backend's `timeout` to the response head.
+async fn send(
+    backend: &Backend,
+    request: Request<ProxyBody>,
+) -> Result<Response<hyper::body::Incoming>, ProxyError> {
+    let sent = tokio::time::timeout(backend.config.timeout, backend.client.request(request)).await;
+    match sent {
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(error)) if error.is_connect() => {
+            debug!(backend = %backend.config.name, %error, "connect failed");
+            Err(ProxyError::Unreachable)
+        }
+        Ok(Err(error)) => {
+            if caused_by_length_limit(&error) {
+                return Err(ProxyError::PayloadTooLarge);
+            }
+            debug!(backend = %backend.config.name, error = ?error, "backend exchange failed");
+            Err(ProxyError::BadGateway("backend exchange failed"))
+        }
+        Err(_) => Err(ProxyError::GatewayTimeout),
+    }
+}
+
+fn caused_by_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if e.is::<LengthLimitError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// Turns a backend response into the client's: hop-by-hop headers removed,
+/// and a 101 to an upgrade request tunnelled both ways.
+fn finish_response(
+    mut response: Response<hyper::body::Incoming>,
+    client_upgrade: Option<OnUpgrade>,
+) -> Response<ProxyBody> {
+    let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+    match client_upgrade {
+        Some(client_upgrade) if switching => {
+            let backend_upgrade = hyper::upgrade::on(&mut response);
+            tokio::spawn(tunnel(client_upgrade, backend_upgrade));
+            headers::remove_hop_by_hop(response.headers_mut(), true, false);
+        }
+        _ => headers::remove_hop_by_hop(response.headers_mut(), false, false),
+    }
+    response.map(body::boxed)
+}
+
+/// Copies bytes both ways between an upgraded client and backend connection.
+async fn tunnel(client: OnUpgrade, backend: OnUpgrade) {
+    let (client, backend) = match tokio::try_join!(client, backend) {
+        Ok(pair) => pair,
+        Err(error) => {
+            debug!(%error, "upgrade failed");
+            return;
+        }
+    };
+    let mut client = TokioIo::new(client);
+    let mut backend = TokioIo::new(backend);
+    if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut backend).await {
+        debug!(%error, "tunnel closed with an error");
+    }
+}
+
+/// The host the client asked for: the URI's authority (absolute-form, HTTP/2)
+/// or else the Host header.
+fn client_host(uri: &Uri, headers: &HeaderMap) -> Option<HeaderValue> {
+    match uri.authority() {
+        Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
+        None => headers.get(header::HOST).cloned(),
+    }
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// A request body, held in memory for a possible replay or, when larger than
+/// the replay limit, streaming on.
+enum Held {
+    Whole(Bytes),
+    Streaming(ProxyBody),
+}
+
+/// Reads up to `max` bytes of `body`. A body that ends within `max` is held
+/// whole; a larger one streams on with what was already read in front.
+async fn hold(
+    mut body: ProxyBody,
+    max: u64,
+    content_length: Option<u64>,
+) -> Result<Held, ProxyError> {
+    if body.is_end_stream() {
+        return Ok(Held::Whole(Bytes::new()));
+    }
+    if content_length.is_some_and(|n| n > max) {
+        return Ok(Held::Streaming(body));
+    }
+    let mut buffer = BytesMut::with_capacity(content_length.unwrap_or(0) as usize);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            if caused_by_length_limit(e.as_ref()) {
+                ProxyError::PayloadTooLarge
+            } else {
+                ProxyError::BadRequest("client request body failed")
+            }
+        })?;
+        // Trailers of a held body are dropped: replay sends the bytes only.
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if (buffer.len() + data.len()) as u64 > max {
+            buffer.extend_from_slice(&data);
+            let prefix = buffer.freeze();
+            return Ok(Held::Streaming(body::boxed(Prefixed {
+                prefix: Some(prefix),
+                rest: body,
+            })));
+        }
+        buffer.extend_from_slice(&data);
+    }
+    Ok(Held::Whole(buffer.freeze()))
+}
+
+/// A body that yields `prefix` and then the rest of a partly read body.
+struct Prefixed {
+    prefix: Option<Bytes>,
+    rest: ProxyBody,
+}
+
+impl Body for Prefixed {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(prefix) = self.prefix.take() {
+            return Poll::Ready(Some(Ok(Frame::data(prefix))));
+        }
+        Pin::new(&mut self.rest).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.prefix.is_none() && self.rest.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let mut hint = self.rest.size_hint();
+        let extra = self.prefix.as_ref().map_or(0, |p| p.len() as u64);
+        hint.set_lower(hint.lower() + extra);
+        if let Some(upper) = hint.upper() {
+            hint.set_upper(upper + extra);
+        }
+        hint
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn small_body_is_held_whole() {
+        let held = hold(body::full("hello"), 10, Some(5)).await.unwrap();
+        assert!(matches!(held, Held::Whole(b) if b == "hello"));
+    }
+
+    #[tokio::test]
+    async fn body_over_max_streams_with_prefix_intact() {
+        let chunks: Vec<Result<Frame<Bytes>, BoxError>> = (0..4)
+            .map(|i| Ok(Frame::data(Bytes::from(vec![b'a' + i; 4]))))
+            .collect();
+        let streamed = body::boxed(http_body_util::StreamBody::new(futures_util::stream::iter(
+            chunks,
+        )));
+        let Held::Streaming(rest) = hold(streamed, 6, None).await.unwrap() else {
+            panic!("expected streaming");
+        };
+        let all = rest.collect().await.unwrap().to_bytes();
+        assert_eq!(&all[..], b"aaaabbbbccccdddd");
+    }
+
+    #[tokio::test]
+    async fn declared_length_over_max_is_not_read() {
+        let held = hold(body::full("0123456789"), 4, Some(10)).await.unwrap();
+        assert!(matches!(held, Held::Streaming(_)));
+    }
+
+    #[test]
+    fn fallback_header_values() {
+        assert_eq!(
+            FallbackReason::Status(StatusCode::SERVICE_UNAVAILABLE).header_value(),
+            "status-503"
+        );
+        assert_eq!(FallbackReason::Connect.header_value(), "connect");
+        assert_eq!(FallbackReason::Timeout.label(), "timeout");
+    }
+}
