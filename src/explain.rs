@@ -22,8 +22,8 @@ pub fn route_table(config: &Config) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<20} {:<24} {:>8}  {:<22} {:<10} {:<10} {}",
-        "ROUTE", "PATH", "NEW %", "FLAG", "LEGACY", "NEW", "STICKY"
+        "{:<20} {:<24} {:>8}  {:<22} {:<10} {:<10} STICKY",
+        "ROUTE", "PATH", "NEW %", "FLAG", "LEGACY", "NEW"
     );
     for route in &config.routes {
         let flag = match &route.flag {
