@@ -21,6 +21,8 @@ pub struct Backend {
     pub config: BackendConfig,
     /// The backend's name as a header value, for `x-strangler-backend`.
     pub name_header: HeaderValue,
+    /// The backend's name as a metric label.
+    pub name_label: crate::metrics::Label,
     pub client: Client<HttpConnector, ProxyBody>,
 }
 
@@ -39,6 +41,7 @@ impl Backend {
         let name_header = HeaderValue::from_str(&config.name)
             .unwrap_or_else(|_| HeaderValue::from_static("invalid-name"));
         Arc::new(Backend {
+            name_label: Arc::new(config.name.clone()),
             config,
             name_header,
             client,

@@ -16,6 +16,7 @@ pub mod echo;
 pub mod error;
 pub mod explain;
 pub mod headers;
+pub mod metrics;
 pub mod health;
 pub mod proxy;
 pub mod route;

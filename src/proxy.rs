@@ -71,6 +71,8 @@ pub struct Exchange {
     pub backend: Option<usize>,
     pub status: StatusCode,
     pub fallback: Option<FallbackReason>,
+    /// The proxy made the answer itself (400, 413, 502, 504).
+    pub proxy_error: bool,
     pub started: Instant,
 }
 
@@ -151,6 +153,7 @@ async fn handle(
         backend: None,
         status: StatusCode::OK,
         fallback: None,
+        proxy_error: false,
         started,
     };
     let outcome = route_and_forward(&snapshot, proto, req, upgrade, &mut exchange).await;
@@ -158,6 +161,7 @@ async fn handle(
         Ok(response) => response,
         Err(error) => {
             debug!(error = error.message(), "proxy error");
+            exchange.proxy_error = true;
             error.into_response(request_id.as_ref())
         }
     };

@@ -7,6 +7,7 @@ use http::HeaderValue;
 
 use crate::backend::Backend;
 use crate::config::Config;
+use crate::metrics::{Label, RouteCounters};
 use crate::route::Router;
 
 /// The route label of requests that no route matched.
@@ -22,6 +23,12 @@ pub struct Snapshot {
     pub backends: Vec<Arc<Backend>>,
     /// `x-strangler-route` values, same order as `config.routes`.
     pub route_names: Vec<HeaderValue>,
+    /// Metric labels, same order as `config.routes`.
+    pub route_labels: Vec<Label>,
+    /// Request counts, same order as `config.routes`.
+    pub counters: Vec<Arc<RouteCounters>>,
+    default_label: Label,
+    default_counters: Arc<RouteCounters>,
 }
 
 /// The live snapshot, shared by every connection.
@@ -29,7 +36,8 @@ pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
 
 impl Snapshot {
     /// Compiles `config`. Backends whose settings equal one in `previous` reuse
-    /// its [`Backend`], so their connection pools survive the reload.
+    /// its [`Backend`], so their connection pools survive the reload; routes
+    /// that keep their name keep their counters.
     pub fn new(config: Config, previous: Option<&Snapshot>) -> Snapshot {
         let backends = config
             .backends
@@ -49,17 +57,49 @@ impl Snapshot {
                     .unwrap_or_else(|_| HeaderValue::from_static("invalid-name"))
             })
             .collect();
+        let route_labels = config
+            .routes
+            .iter()
+            .map(|r| Arc::new(r.name.clone()))
+            .collect();
+        let counters = config
+            .routes
+            .iter()
+            .map(|r| {
+                previous
+                    .and_then(|p| p.counters_by_name(&r.name))
+                    .unwrap_or_default()
+            })
+            .collect();
         let router = Router::new(&config.routes);
         Snapshot {
             config,
             router,
             backends,
             route_names,
+            route_labels,
+            counters,
+            default_label: Arc::new(DEFAULT_ROUTE.to_owned()),
+            default_counters: previous.map(|p| p.default_counters.clone()).unwrap_or_default(),
         }
     }
 
     /// The route's label for headers, logs and metrics.
     pub fn route_label(&self, route: Option<usize>) -> &str {
         route.map_or(DEFAULT_ROUTE, |i| &self.config.routes[i].name)
+    }
+
+    pub fn route_label_arc(&self, route: Option<usize>) -> Label {
+        route.map_or_else(|| self.default_label.clone(), |i| self.route_labels[i].clone())
+    }
+
+    /// The request counters of a route (`None`: `_default`).
+    pub fn route_counters(&self, route: Option<usize>) -> &RouteCounters {
+        route.map_or(&self.default_counters, |i| &self.counters[i])
+    }
+
+    fn counters_by_name(&self, name: &str) -> Option<Arc<RouteCounters>> {
+        let index = self.config.routes.iter().position(|r| r.name == name)?;
+        Some(self.counters[index].clone())
     }
 }
