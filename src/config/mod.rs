@@ -42,14 +42,7 @@ impl fmt::Display for ConfigErrors {
             if i > 0 {
                 writeln!(f)?;
             }
-            write!(
-                f,
-                "{}:{}:{}: {}",
-                self.path.display(),
-                e.line,
-                e.column,
-                e.message
-            )?;
+            write!(f, "{}:{}:{}: {}", self.path.display(), e.line, e.column, e.message)?;
             if let Some(hint) = &e.hint {
                 write!(f, "\n  help: {hint}")?;
             }
