@@ -404,14 +404,14 @@ mod tests {
         /// Raising a weight only moves keys from legacy to new.
         #[test]
         fn ramp_is_monotonic(
-            key in proptest::collection::vec(any::<u8>(), 0..32),
+            key in "[ -~]{0,24}",
             cohort in "[a-z]{0,8}",
             a in 0u16..=10_000,
             b in 0u16..=10_000,
             draw in 0u16..10_000,
         ) {
             let (w1, w2) = (a.min(b), a.max(b));
-            let value = http::HeaderValue::from_bytes(&key).ok().filter(|v| !v.is_empty());
+            let value = http::HeaderValue::from_str(&key).ok().filter(|v| !v.is_empty());
             let target = |w: u16| {
                 let r = route("a", "/")
                     .weight(w)

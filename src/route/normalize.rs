@@ -151,6 +151,8 @@ fn is_unreserved(b: u8) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -241,6 +243,21 @@ mod tests {
         for path in ["", "/a//b", "/a/.", "/%61", "/%2f", "a"] {
             let got = normalize_path(path);
             assert!(is_normal(&got), "{path:?} → {got:?} is not normal");
+        }
+    }
+
+    proptest! {
+        /// On paths made of the tricky characters: the result is normal (starts with
+        /// `/`, no empty or dot-segment, canonical escapes), and normalising it again
+        /// changes nothing and borrows.
+        #[test]
+        fn output_is_normal_and_stable(path in "[/.%2eEfF6a1z]{0,24}") {
+            let once = normalize_path(&path).into_owned();
+            prop_assert!(is_normal(&once), "{:?} → {:?}", path, once);
+            prop_assert!(!once.contains("//"));
+            let again = normalize_path(&once);
+            prop_assert!(matches!(again, Cow::Borrowed(_)));
+            prop_assert_eq!(again, once.as_str());
         }
     }
 }

@@ -77,6 +77,7 @@ impl Router {
     /// whose conditions all hold. When none at the longest path holds, shorter
     /// matching paths are tried in turn.
     pub fn find(&self, routes: &[RouteConfig], req: &RequestInfo<'_>) -> Option<usize> {
+        debug_assert_eq!(routes.len(), self.len, "find with another config's routes");
         let mut node = Some(self.deepest_with_routes(req.path));
         while let Some(id) = node {
             let n = &self.nodes[id];
