@@ -52,7 +52,8 @@ pub enum BucketSource {
     Cookie,
     Query,
     Ip,
-    /// No sticky key configured, or the request lacks it.
+    /// No sticky key configured, or the request lacks it (an empty value counts
+    /// as lacking it).
     Random,
 }
 
