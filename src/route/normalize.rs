@@ -8,7 +8,9 @@ use std::borrow::Cow;
 /// - percent-encoded *unreserved* characters (`ALPHA DIGIT - . _ ~`) are decoded and
 ///   the hex digits of every other escape are uppercased (RFC 3986 §6.2.2), so
 ///   `/%61pi` is `/api` and `%2f` is `%2F`. `%2F` stays encoded: it is not a
-///   separator. A `%` not followed by two hex digits is left as it is;
+///   separator. A `%` not followed by two hex digits is encoded as `%25`: left
+///   alone it could form a new escape with decoded text (`%E%61` would become
+///   `%Ea`), and normalising twice must change nothing;
 /// - dot-segments are resolved (RFC 3986 §5.2.4), also when percent-encoded
 ///   (`%2e`, `.%2E`, ...), never going above the root;
 /// - repeated slashes are merged.
@@ -45,19 +47,21 @@ fn is_normal_segment(segment: &str) -> bool {
     segment != "." && segment != ".." && escapes_are_canonical(segment.as_bytes())
 }
 
-/// No escape in `segment` would be decoded or have its hex uppercased.
+/// Every `%` in `segment` starts an escape that would be neither decoded nor
+/// changed (a reserved or non-ASCII byte, uppercase hex).
 fn escapes_are_canonical(segment: &[u8]) -> bool {
     let mut i = 0;
     while i < segment.len() {
         if segment[i] == b'%' {
-            if let Some(byte) = escape_at(segment, i) {
-                let upper =
-                    !segment[i + 1].is_ascii_lowercase() && !segment[i + 2].is_ascii_lowercase();
-                if is_unreserved(byte) || !upper {
-                    return false;
-                }
-                i += 2;
+            let Some(byte) = escape_at(segment, i) else {
+                return false;
+            };
+            let upper =
+                !segment[i + 1].is_ascii_lowercase() && !segment[i + 2].is_ascii_lowercase();
+            if is_unreserved(byte) || !upper {
+                return false;
             }
+            i += 2;
         }
         i += 1;
     }
@@ -110,6 +114,10 @@ fn push_segment(out: &mut Vec<u8>, segment: &[u8]) {
                     segment[i + 2].to_ascii_uppercase(),
                 ]);
                 i += 3;
+            }
+            None if segment[i] == b'%' => {
+                out.extend_from_slice(b"%25");
+                i += 1;
             }
             None => {
                 out.push(segment[i]);
@@ -210,11 +218,13 @@ mod tests {
             ("/%c3%a9", "/%C3%A9"),
             ("/%20", "/%20"),
             ("/%3a", "/%3A"),
-            // Malformed escapes are left alone.
-            ("/%", "/%"),
-            ("/%zz", "/%zz"),
-            ("/%4", "/%4"),
-            ("/%4g/%61", "/%4g/a"),
+            // A `%` that starts no escape is encoded, so no new escape can form.
+            ("/%", "/%25"),
+            ("/%zz", "/%25zz"),
+            ("/%4", "/%254"),
+            ("/%4g/%61", "/%254g/a"),
+            ("/%E%61", "/%25Ea"),
+            ("/%%32%65", "/%252e"),
         ];
         for &(input, want) in cases {
             assert_eq!(normalize_path(input), want, "normalize_path({input:?})");
@@ -232,7 +242,7 @@ mod tests {
             "/%2F",
             "/a%20b/c",
             "/caf\u{e9}",
-            "/%zz",
+            "/%25zz",
             "/a..b",
         ] {
             assert!(
@@ -240,7 +250,7 @@ mod tests {
                 "{path:?} was copied"
             );
         }
-        for path in ["", "/a//b", "/a/.", "/%61", "/%2f", "a"] {
+        for path in ["", "/a//b", "/a/.", "/%61", "/%2f", "a", "/%", "/%zz"] {
             let got = normalize_path(path);
             assert!(is_normal(&got), "{path:?} → {got:?} is not normal");
         }
