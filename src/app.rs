@@ -1,73 +1,175 @@
-//! Start-up and lifetime of a proxy: bind, serve, stop.
+//! Start-up and lifetime of a proxy: bind, serve, reload, stop.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::info;
+use tracing::{info, warn};
 
+use crate::admin::Admin;
 use crate::config::Config;
+use crate::metrics::{Metrics, Telemetry};
+use crate::reload::{self, Reloader};
 use crate::server::{self, Limits};
 use crate::snapshot::{SharedSnapshot, Snapshot};
+
+/// What [`start`] needs: the config and the listeners, already bound.
+pub struct Launch {
+    pub config: Config,
+    /// The file the config came from; what reloads read.
+    pub path: PathBuf,
+    pub proxy: TcpListener,
+    /// `None`: no admin API.
+    pub admin: Option<TcpListener>,
+    /// Watch the config file's directory and reload on change.
+    pub watch: bool,
+}
 
 /// A proxy serving in the background; see [`start`].
 pub struct Running {
     /// Where the proxy listens.
     pub addr: SocketAddr,
+    /// Where the admin API listens.
+    pub admin_addr: Option<SocketAddr>,
     /// The live snapshot: store a new one to change routing.
     pub snapshot: SharedSnapshot,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
+    pub admin: Arc<Admin>,
+    stop: watch::Sender<bool>,
+    proxy_task: JoinHandle<()>,
+    admin_task: Option<JoinHandle<()>>,
+    _watcher: Option<notify::RecommendedWatcher>,
 }
 
 impl Running {
-    /// Stops accepting, drains open connections (up to `shutdown_timeout`) and waits.
+    /// Graceful stop: `/readyz` turns 503 at once, the listener stops
+    /// accepting, open connections get up to `shutdown_timeout` to finish.
     pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+        self.admin.ready.store(false, Ordering::Release);
+        let _ = self.stop.send(true);
+        let _ = (&mut self.proxy_task).await;
+        if let Some(admin_task) = self.admin_task.take() {
+            admin_task.abort();
         }
-        let _ = (&mut self.task).await;
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.task.abort();
+        self.proxy_task.abort();
+        if let Some(admin_task) = &self.admin_task {
+            admin_task.abort();
+        }
     }
 }
 
-/// Serves `config` on `listener` in a background task.
-pub fn start(config: Config, listener: TcpListener) -> std::io::Result<Running> {
-    let addr = listener.local_addr()?;
-    let limits = Limits::from(&config.server);
-    let snapshot: SharedSnapshot = Arc::new(ArcSwap::from_pointee(Snapshot::new(config, None)));
-    let service = crate::proxy_service(snapshot.clone(), None);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(server::serve(listener, service, limits, async {
-        let _ = stopped.await;
-    }));
+/// Serves the proxy (and the admin API, if given a listener) in the background.
+pub fn start(launch: Launch) -> std::io::Result<Running> {
+    let addr = launch.proxy.local_addr()?;
+    let admin_addr = launch
+        .admin
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
+    let limits = Limits::from(&launch.config.server);
+    let metrics = Arc::new(Metrics::new());
+    let snapshot: SharedSnapshot =
+        Arc::new(ArcSwap::from_pointee(Snapshot::new(launch.config, None)));
+    metrics.set_weights(&snapshot.load());
+    let reloader = Arc::new(Reloader::new(
+        launch.path,
+        snapshot.clone(),
+        metrics.clone(),
+    ));
+    let admin = Arc::new(Admin {
+        snapshot: snapshot.clone(),
+        metrics: metrics.clone(),
+        reloader: reloader.clone(),
+        ready: true.into(),
+    });
+
+    let (stop, stopped) = watch::channel(false);
+    let observer = Arc::new(Telemetry { metrics });
+    let service = crate::proxy_service(snapshot.clone(), Some(observer));
+    let proxy_task = tokio::spawn(server::serve(
+        launch.proxy,
+        service,
+        limits,
+        wait_for(stopped.clone()),
+    ));
+    let admin_task = launch.admin.map(|listener| {
+        let admin = admin.clone();
+        let service = tower::service_fn(move |req| admin.clone().handle(req));
+        let limits = Limits {
+            shutdown_timeout: Duration::from_secs(1),
+            ..limits
+        };
+        tokio::spawn(server::serve(listener, service, limits, wait_for(stopped)))
+    });
+    let watcher = if launch.watch {
+        match reload::watch(reloader.clone()) {
+            Ok(watcher) => Some(watcher),
+            Err(error) => {
+                warn!(%error, "cannot watch the config directory; reload with SIGHUP or POST /reload");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    #[cfg(unix)]
+    if let Err(error) = reload::reload_on_sighup(reloader) {
+        warn!(%error, "cannot listen for SIGHUP");
+    }
     Ok(Running {
         addr,
+        admin_addr,
         snapshot,
-        stop: Some(stop),
-        task,
+        admin,
+        stop,
+        proxy_task,
+        admin_task,
+        _watcher: watcher,
     })
+}
+
+async fn wait_for(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
 }
 
 /// `strangler run`: serves until SIGTERM or SIGINT, then drains and returns.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let listen = config.server.listen;
-    let listener = TcpListener::bind(listen)
+    let admin_listen = config.server.admin_listen;
+    let proxy = TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-    info!(%listen, routes = config.routes.len(), version = %config.version, "proxy listening");
-    let running = start(config, listener)?;
+    let admin = TcpListener::bind(admin_listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {admin_listen} (admin_listen): {e}"))?;
+    info!(%listen, %admin_listen, routes = config.routes.len(), version = %config.version, "proxy listening");
+    for backend in &config.backends {
+        if backend.tls_insecure_skip_verify {
+            warn!(backend = %backend.name, "tls_insecure_skip_verify is on: never in production");
+        }
+    }
+    let path = config.path.clone();
+    let running = start(Launch {
+        config,
+        path,
+        proxy,
+        admin: Some(admin),
+        watch: true,
+    })?;
     shutdown_signal().await;
-    info!("shutdown signal received");
+    info!("shutdown signal received: draining");
     running.shutdown().await;
+    info!("stopped");
     Ok(())
 }
 

@@ -61,8 +61,20 @@ pub async fn run() -> anyhow::Result<()> {
         )
     })?;
     let addr = listener.local_addr()?;
-    let running = crate::app::start(config, listener)?;
+    let admin_listen = config.server.admin_listen;
+    // The admin API is a nice-to-have in the demo: skip it if its port is taken.
+    let admin = TcpListener::bind(admin_listen).await.ok();
+    let running = crate::app::start(crate::app::Launch {
+        path: config.path.clone(),
+        config,
+        proxy: listener,
+        admin,
+        watch: false,
+    })?;
     println!("{}", banner(addr, legacy, new));
+    if let Some(admin) = running.admin_addr {
+        println!("  admin API: curl -s http://{admin}/routes");
+    }
     crate::app::shutdown_signal().await;
     running.shutdown().await;
     Ok(())

@@ -7,6 +7,7 @@
 //! [`config`] turns the TOML file into the [`snapshot::Snapshot`] every request
 //! reads.
 
+pub mod admin;
 pub mod app;
 pub mod backend;
 pub mod body;
@@ -16,9 +17,10 @@ pub mod echo;
 pub mod error;
 pub mod explain;
 pub mod headers;
-pub mod metrics;
 pub mod health;
+pub mod metrics;
 pub mod proxy;
+pub mod reload;
 pub mod route;
 pub mod server;
 pub mod snapshot;

@@ -86,8 +86,9 @@ impl Metrics {
             "Requests answered, by route, the backend whose answer the client got, and status code",
             requests.clone(),
         );
-        let durations =
-            Family::<RouteBackendLabels, Histogram>::new_with_constructor(duration_histogram as fn() -> Histogram);
+        let durations = Family::<RouteBackendLabels, Histogram>::new_with_constructor(
+            duration_histogram as fn() -> Histogram,
+        );
         registry.register(
             "strangler_request_duration_seconds",
             "Time from request received to response head sent",

@@ -10,8 +10,7 @@ use crate::config::Config;
 use crate::metrics::{Label, RouteCounters};
 use crate::route::Router;
 
-/// The route label of requests that no route matched.
-pub const DEFAULT_ROUTE: &str = "_default";
+pub use crate::route::DEFAULT_ROUTE;
 
 /// Everything a request reads, built once per (re)load, off the request path.
 /// A request loads the current snapshot once and uses only that one.
@@ -80,7 +79,9 @@ impl Snapshot {
             route_labels,
             counters,
             default_label: Arc::new(DEFAULT_ROUTE.to_owned()),
-            default_counters: previous.map(|p| p.default_counters.clone()).unwrap_or_default(),
+            default_counters: previous
+                .map(|p| p.default_counters.clone())
+                .unwrap_or_default(),
         }
     }
 
@@ -90,7 +91,10 @@ impl Snapshot {
     }
 
     pub fn route_label_arc(&self, route: Option<usize>) -> Label {
-        route.map_or_else(|| self.default_label.clone(), |i| self.route_labels[i].clone())
+        route.map_or_else(
+            || self.default_label.clone(),
+            |i| self.route_labels[i].clone(),
+        )
     }
 
     /// The request counters of a route (`None`: `_default`).

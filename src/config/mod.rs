@@ -86,3 +86,14 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         }),
     }
 }
+
+/// A config's `version`: the SHA-256 of the file's bytes, lowercase hex.
+pub fn version_of(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(bytes);
+    let mut hex = String::with_capacity(64);
+    for byte in digest {
+        hex.push_str(&format!("{byte:02x}"));
+    }
+    hex
+}

@@ -1,0 +1,233 @@
+//! The admin listener (SPEC §5): health, readiness, metrics, config, routes,
+//! reload.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use serde_json::{Value, json};
+
+use crate::body::{self, ProxyBody};
+use crate::error::json_error;
+use crate::metrics::Metrics;
+use crate::reload::{Outcome, Reloader, Trigger};
+use crate::snapshot::SharedSnapshot;
+
+/// What the admin API reads and drives.
+#[derive(Debug)]
+pub struct Admin {
+    pub snapshot: SharedSnapshot,
+    pub metrics: Arc<Metrics>,
+    pub reloader: Arc<Reloader>,
+    /// False once shutdown began: `/readyz` answers 503.
+    pub ready: AtomicBool,
+}
+
+impl Admin {
+    /// Answers one admin request.
+    pub async fn handle<B>(
+        self: Arc<Self>,
+        req: Request<B>,
+    ) -> Result<Response<ProxyBody>, Infallible> {
+        let path = req.uri().path();
+        let open = matches!(path, "/healthz" | "/readyz");
+        if !open && !self.authorized(req.headers().get(header::AUTHORIZATION)) {
+            let mut response = json_error(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong admin token",
+                None,
+            );
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return Ok(response);
+        }
+        let response = match (req.method(), path) {
+            (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+            (&Method::GET, "/readyz") => {
+                if self.ready.load(Ordering::Acquire) {
+                    text(StatusCode::OK, "ready\n")
+                } else {
+                    text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+                }
+            }
+            (&Method::GET, "/metrics") => {
+                let mut response = Response::new(body::full(self.metrics.encode()));
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                response
+            }
+            (&Method::GET, "/config") => json_response(StatusCode::OK, self.config_json()),
+            (&Method::GET, "/routes") => json_response(StatusCode::OK, self.routes_json()),
+            (&Method::POST, "/reload") => match self.reloader.reload(Trigger::Admin).await {
+                Outcome::Loaded { version } => {
+                    json_response(StatusCode::OK, json!({ "version": version }))
+                }
+                Outcome::Failed { error } => {
+                    json_response(StatusCode::BAD_REQUEST, json!({ "error": error }))
+                }
+                Outcome::Unchanged | Outcome::Missing => {
+                    let version = self.snapshot.load().config.version.clone();
+                    json_response(StatusCode::OK, json!({ "version": version }))
+                }
+            },
+            (_, "/healthz" | "/readyz" | "/metrics" | "/config" | "/routes" | "/reload") => {
+                json_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed", None)
+            }
+            _ => json_error(StatusCode::NOT_FOUND, "not found", None),
+        };
+        Ok(response)
+    }
+
+    /// True when no token is configured, or `authorization` carries it.
+    fn authorized(&self, authorization: Option<&HeaderValue>) -> bool {
+        let snapshot = self.snapshot.load();
+        let Some(var) = &snapshot.config.server.admin_token_env else {
+            return true;
+        };
+        let token = match std::env::var(var) {
+            Ok(token) if !token.is_empty() => token,
+            _ => return true,
+        };
+        let presented = authorization
+            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+            .unwrap_or_default();
+        constant_time_eq(presented, token.as_bytes())
+    }
+
+    fn config_json(&self) -> Value {
+        let status = self.reloader.status();
+        json!({
+            "version": status.version,
+            "generation": status.generation,
+            "loaded_at": rfc3339(status.loaded_at),
+            "path": self.reloader.path().display().to_string(),
+            "last_error": status.last_error,
+        })
+    }
+
+    fn routes_json(&self) -> Value {
+        let snapshot = self.snapshot.load();
+        let config = &snapshot.config;
+        let mut routes: Vec<Value> = config
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(i, route)| {
+                let counters = snapshot.route_counters(Some(i));
+                let legacy = &config.backends[route.legacy].name;
+                let new = &config.backends[route.new].name;
+                json!({
+                    "name": route.name,
+                    "path": route.path,
+                    "weight": f64::from(route.effective_weight_bp()) / 100.0,
+                    "flag": route.flag.as_ref().map(|(name, value)| json!({"name": name, "value": value})),
+                    "legacy": legacy,
+                    "new": new,
+                    "requests": {
+                        "legacy": counters.legacy.load(Ordering::Relaxed),
+                        "new": counters.new.load(Ordering::Relaxed),
+                        "errors": counters.errors.load(Ordering::Relaxed),
+                    },
+                    "fallbacks": counters.fallbacks.load(Ordering::Relaxed),
+                })
+            })
+            .collect();
+        let counters = snapshot.route_counters(None);
+        routes.push(json!({
+            "name": crate::snapshot::DEFAULT_ROUTE,
+            "path": null,
+            "weight": 0.0,
+            "flag": null,
+            "legacy": config.backends[config.default_legacy].name,
+            "new": null,
+            "requests": {
+                "legacy": counters.legacy.load(Ordering::Relaxed),
+                "new": 0,
+                "errors": counters.errors.load(Ordering::Relaxed),
+            },
+            "fallbacks": 0,
+        }));
+        Value::Array(routes)
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<ProxyBody> {
+    let mut response = Response::new(body::full(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+fn json_response(status: StatusCode, value: Value) -> Response<ProxyBody> {
+    let mut response = Response::new(body::full(value.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Compares without an early exit, so timing does not reveal how much matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (i, &byte) in b.iter().enumerate() {
+        diff |= usize::from(a.get(i).copied().unwrap_or(!byte) ^ byte);
+    }
+    diff == 0
+}
+
+/// `SystemTime` as RFC 3339 in UTC with second precision, e.g. `2026-11-21T21:23:16Z`.
+pub fn rfc3339(time: SystemTime) -> String {
+    let secs = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn rfc3339_known_instants() {
+        let at = |secs| rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(secs));
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(at(1_795_296_196), "2026-11-21T21:23:16Z");
+    }
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secreT", b"secret"));
+        assert!(!constant_time_eq(b"secret-longer", b"secret"));
+        assert!(!constant_time_eq(b"", b"secret"));
+    }
+}

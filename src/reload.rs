@@ -1,0 +1,230 @@
+//! Reload: file watch, SIGHUP and `POST /reload` all come here. The new
+//! snapshot is built whole, off the request path, then swapped in; an invalid
+//! file changes nothing.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::config::{self, Config};
+use crate::metrics::Metrics;
+use crate::snapshot::{SharedSnapshot, Snapshot};
+
+/// How long the file must be quiet before a watched change is loaded: editors
+/// and ConfigMap swaps produce bursts of events.
+pub const DEBOUNCE: Duration = Duration::from_millis(150);
+
+/// What asked for a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The watcher saw the directory change: skipped when the bytes are unchanged.
+    Watch,
+    /// SIGHUP: always reloads.
+    Signal,
+    /// `POST /reload`: always reloads.
+    Admin,
+}
+
+/// What `/config` shows.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub version: String,
+    /// 1 at start, +1 per successful reload.
+    pub generation: u64,
+    pub loaded_at: SystemTime,
+    pub last_error: Option<String>,
+}
+
+/// The result of one reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Loaded {
+        version: String,
+    },
+    /// Watch trigger and the file's bytes are the ones already loaded.
+    Unchanged,
+    /// Watch trigger and the file is missing: the old config keeps serving.
+    Missing,
+    Failed {
+        error: String,
+    },
+}
+
+/// Loads the config file into the live snapshot, one reload at a time.
+#[derive(Debug)]
+pub struct Reloader {
+    path: PathBuf,
+    snapshot: SharedSnapshot,
+    metrics: Arc<Metrics>,
+    status: Mutex<Status>,
+    /// Serialises reloads; held across the whole build-then-swap.
+    one_at_a_time: tokio::sync::Mutex<()>,
+}
+
+impl Reloader {
+    pub fn new(path: PathBuf, snapshot: SharedSnapshot, metrics: Arc<Metrics>) -> Reloader {
+        let version = snapshot.load().config.version.clone();
+        Reloader {
+            path,
+            snapshot,
+            metrics,
+            status: Mutex::new(Status {
+                version,
+                generation: 1,
+                loaded_at: SystemTime::now(),
+                last_error: None,
+            }),
+            one_at_a_time: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn status(&self) -> Status {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Reads, validates and swaps in the config file.
+    pub async fn reload(&self, trigger: Trigger) -> Outcome {
+        let _guard = self.one_at_a_time.lock().await;
+        let path = self.path.clone();
+        let bytes = match tokio::fs::read(&path).await {
+            Ok(bytes) => bytes,
+            Err(error)
+                if trigger == Trigger::Watch && error.kind() == std::io::ErrorKind::NotFound =>
+            {
+                debug!(path = %path.display(), "config file missing; keeping the current config");
+                return Outcome::Missing;
+            }
+            Err(_) => Vec::new(),
+        };
+        if trigger == Trigger::Watch
+            && config::version_of(&bytes) == self.snapshot.load().config.version
+        {
+            return Outcome::Unchanged;
+        }
+        let loaded = tokio::task::spawn_blocking(move || config::load(&path)).await;
+        let config = match loaded {
+            Ok(Ok(config)) => config,
+            Ok(Err(errors)) => return self.failed(trigger, errors.to_string()),
+            Err(join) => return self.failed(trigger, format!("reload task failed: {join}")),
+        };
+        self.swap(config, trigger)
+    }
+
+    fn swap(&self, config: Config, trigger: Trigger) -> Outcome {
+        let old = self.snapshot.load_full();
+        log_changes(&old.config, &config);
+        let version = config.version.clone();
+        let next = Arc::new(Snapshot::new(config, Some(&old)));
+        self.metrics.set_weights(&next);
+        self.snapshot.store(next);
+        self.metrics.reload(true);
+        let generation = {
+            let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+            status.version = version.clone();
+            status.generation += 1;
+            status.loaded_at = SystemTime::now();
+            status.last_error = None;
+            status.generation
+        };
+        info!(?trigger, generation, %version, "config reloaded");
+        Outcome::Loaded { version }
+    }
+
+    fn failed(&self, trigger: Trigger, error: String) -> Outcome {
+        self.metrics.reload(false);
+        warn!(?trigger, path = %self.path.display(), %error, "config reload failed; keeping the current config");
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last_error = Some(error.clone());
+        Outcome::Failed { error }
+    }
+}
+
+/// Logs what a reload changes: routes added, removed, re-weighted; listeners.
+fn log_changes(old: &Config, new: &Config) {
+    if old.server.listen != new.server.listen || old.server.admin_listen != new.server.admin_listen
+    {
+        warn!(
+            old_listen = %old.server.listen, new_listen = %new.server.listen,
+            old_admin = %old.server.admin_listen, new_admin = %new.server.admin_listen,
+            "listen/admin_listen changed: takes effect only after a restart"
+        );
+    }
+    for route in &new.routes {
+        match old.routes.iter().find(|r| r.name == route.name) {
+            None => {
+                info!(route = %route.name, path = %route.path, weight = route.effective_weight_bp() as f64 / 100.0, "route added")
+            }
+            Some(before) if before.effective_weight_bp() != route.effective_weight_bp() => info!(
+                route = %route.name,
+                from = before.effective_weight_bp() as f64 / 100.0,
+                to = route.effective_weight_bp() as f64 / 100.0,
+                "route weight changed"
+            ),
+            Some(_) => {}
+        }
+    }
+    for route in &old.routes {
+        if !new.routes.iter().any(|r| r.name == route.name) {
+            info!(route = %route.name, "route removed");
+        }
+    }
+    for backend in &new.backends {
+        if backend.tls_insecure_skip_verify {
+            warn!(backend = %backend.name, "tls_insecure_skip_verify is on: never in production");
+        }
+    }
+}
+
+/// Watches the config file's directory (so rename-on-save and ConfigMap
+/// `..data` swaps are seen) and reloads after each burst of events. Runs until
+/// the watcher cannot be created; the returned watcher must be kept alive.
+pub fn watch(reloader: Arc<Reloader>) -> notify::Result<notify::RecommendedWatcher> {
+    let dir = match reloader.path().parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let (events, mut rx) = mpsc::unbounded_channel::<()>();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event
+            && !event.kind.is_access()
+        {
+            let _ = events.send(());
+        }
+    })?;
+    watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+    tokio::spawn(async move {
+        while rx.recv().await.is_some() {
+            // Debounce: wait until no event has come for DEBOUNCE.
+            while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {}
+            reloader.reload(Trigger::Watch).await;
+        }
+    });
+    Ok(watcher)
+}
+
+/// Reloads on every SIGHUP, forever.
+#[cfg(unix)]
+pub fn reload_on_sighup(reloader: Arc<Reloader>) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            info!("SIGHUP: reloading");
+            reloader.reload(Trigger::Signal).await;
+        }
+    });
+    Ok(())
+}
