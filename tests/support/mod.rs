@@ -1,0 +1,307 @@
+//! Shared helpers for the integration tests: real backends and a real proxy on
+//! 127.0.0.1 with ephemeral ports, a small client, and `eventually`.
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use sha2::Digest;
+use strangler::app::{self, Launch, Running};
+use strangler::body::{self as pbody, ProxyBody};
+use tokio::net::TcpListener;
+
+/// Every test must finish; no single wait is longer than this.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// What a test backend saw of one request.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: Method,
+    /// Path and query as received.
+    pub uri: String,
+    pub headers: HeaderMap,
+    pub body_len: usize,
+    /// SHA-256 of the body, hex.
+    pub body_sha256: String,
+}
+
+type Handler = Arc<
+    dyn Fn(&Seen) -> Pin<Box<dyn Future<Output = Response<ProxyBody>> + Send>> + Send + Sync,
+>;
+
+/// An in-process HTTP/1.1 + h2c backend that records every request and answers
+/// with `handler` (by default: 200, body = the backend's name).
+pub struct TestBackend {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestBackend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TestBackend {
+    /// A backend answering 200 with its name as the body.
+    pub async fn start(name: &str) -> TestBackend {
+        let body_name = name.to_owned();
+        TestBackend::with_handler(name, move |_| {
+            let body_name = body_name.clone();
+            async move { Response::new(pbody::full(body_name)) }
+        })
+        .await
+    }
+
+    /// A backend answering `status` with its name as the body.
+    pub async fn with_status(name: &str, status: u16) -> TestBackend {
+        let body_name = name.to_owned();
+        TestBackend::with_handler(name, move |_| {
+            let body_name = body_name.clone();
+            async move {
+                let mut r = Response::new(pbody::full(body_name));
+                *r.status_mut() = StatusCode::from_u16(status).unwrap();
+                r
+            }
+        })
+        .await
+    }
+
+    pub async fn with_handler<F, Fut>(name: &str, handler: F) -> TestBackend
+    where
+        F: Fn(&Seen) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response<ProxyBody>> + Send + 'static,
+    {
+        let handler: Handler = Arc::new(move |seen| Box::pin(handler(seen)));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let handler = handler.clone();
+                let record = record.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        let handler = handler.clone();
+                        let record = record.clone();
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                            let seen = Seen {
+                                method: parts.method,
+                                uri: parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
+                                headers: parts.headers,
+                                body_len: bytes.len(),
+                                body_sha256: sha256_hex(&bytes),
+                            };
+                            record.lock().unwrap().push(seen.clone());
+                            Ok::<_, Infallible>(handler(&seen).await)
+                        }
+                    });
+                    let _ = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        TestBackend {
+            name: name.to_owned(),
+            addr,
+            seen,
+            task,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    pub fn last(&self) -> Seen {
+        self.seen.lock().unwrap().last().cloned().expect("backend saw no request")
+    }
+}
+
+/// A free loopback address with nothing listening (bound, then released).
+pub async fn dead_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// A proxy started from a config file written to a temp dir.
+pub struct TestProxy {
+    pub running: Running,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+impl TestProxy {
+    /// Starts a proxy on `toml` (no file watching).
+    pub async fn start(toml: &str) -> TestProxy {
+        TestProxy::start_with(toml, false).await
+    }
+
+    /// Starts a proxy on `toml`, watching its file when `watch`.
+    pub async fn start_with(toml: &str, watch: bool) -> TestProxy {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strangler.toml");
+        std::fs::write(&path, toml).unwrap();
+        let config = match strangler::config::load(&path) {
+            Ok(config) => config,
+            Err(errors) => panic!("test config invalid:\n{errors}"),
+        };
+        let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let running = app::start(Launch {
+            config,
+            path: path.clone(),
+            proxy,
+            admin: Some(admin),
+            watch,
+        })
+        .unwrap();
+        TestProxy {
+            addr: running.addr,
+            admin: running.admin_addr.unwrap(),
+            running,
+            dir,
+            path,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin, path)
+    }
+}
+
+/// A finished response with its whole body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// A pooled HTTP/1.1 client.
+pub fn client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// Sends `request` and reads the whole answer, within [`DEADLINE`].
+pub async fn send(request: Request<Full<Bytes>>) -> Answer {
+    send_with(&client(), request).await
+}
+
+pub async fn send_with(client: &Client<HttpConnector, Full<Bytes>>, request: Request<Full<Bytes>>) -> Answer {
+    let response = tokio::time::timeout(DEADLINE, client.request(request))
+        .await
+        .expect("request timed out")
+        .expect("request failed");
+    let (parts, body) = response.into_parts();
+    let body = tokio::time::timeout(DEADLINE, body.collect())
+        .await
+        .expect("body timed out")
+        .expect("body failed")
+        .to_bytes();
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// `GET url`.
+pub async fn get(url: &str) -> Answer {
+    send(Request::get(url).body(Full::default()).unwrap()).await
+}
+
+/// A request builder with an empty body, for adding headers.
+pub fn request(method: &str, url: &str) -> http::request::Builder {
+    Request::builder().method(method).uri(url)
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = sha2::Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Polls `check` until it returns true or `within` passes; panics on timeout.
+pub async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = tokio::time::Instant::now();
+    loop {
+        if check().await {
+            return;
+        }
+        if start.elapsed() > within {
+            panic!("not true within {within:?}: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A config with `legacy` and `new` backends at the given URLs, then `rest`.
+pub fn config_with(legacy: &str, new: &str, rest: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+
+[backends.legacy]
+url = "{legacy}"
+
+[backends.new]
+url = "{new}"
+timeout = "2s"
+
+{rest}
+"#
+    )
+}
