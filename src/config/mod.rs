@@ -9,6 +9,9 @@ mod model;
 mod parse;
 pub mod units;
 
+#[cfg(test)]
+mod tests;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -42,7 +45,14 @@ impl fmt::Display for ConfigErrors {
             if i > 0 {
                 writeln!(f)?;
             }
-            write!(f, "{}:{}:{}: {}", self.path.display(), e.line, e.column, e.message)?;
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.path.display(),
+                e.line,
+                e.column,
+                e.message
+            )?;
             if let Some(hint) = &e.hint {
                 write!(f, "\n  help: {hint}")?;
             }

@@ -48,7 +48,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("\"{s}\" has no unit; expected {DURATION_HELP}"));
     }
     let Some(&(_, scale)) = DURATION_UNITS.iter().find(|(u, _)| *u == unit) else {
-        return Err(format!("unknown duration unit \"{unit}\"; expected {DURATION_HELP}"));
+        return Err(format!(
+            "unknown duration unit \"{unit}\"; expected {DURATION_HELP}"
+        ));
     };
     let nanos = scaled(number, scale)
         .ok_or_else(|| format!("\"{s}\" is not a valid duration; expected {DURATION_HELP}"))?;
@@ -69,11 +71,15 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     } else {
         match SIZE_UNITS.iter().find(|(u, _)| *u == unit) {
             Some(&(_, scale)) => scale,
-            None => return Err(format!("unknown size unit \"{unit}\"; expected {SIZE_HELP}")),
+            None => {
+                return Err(format!(
+                    "unknown size unit \"{unit}\"; expected {SIZE_HELP}"
+                ));
+            }
         }
     };
-    let bytes =
-        scaled(number, scale).ok_or_else(|| format!("\"{s}\" is not a valid size; expected {SIZE_HELP}"))?;
+    let bytes = scaled(number, scale)
+        .ok_or_else(|| format!("\"{s}\" is not a valid size; expected {SIZE_HELP}"))?;
     u64::try_from(bytes).map_err(|_| format!("\"{s}\" is too large a size"))
 }
 
@@ -135,7 +141,9 @@ mod tests {
 
     #[test]
     fn bad_durations_say_what_is_accepted() {
-        for bad in ["5", "", "s", "5sec", "-1s", "1.s", ".5s", "1..2s", "5S", "1e3s"] {
+        for bad in [
+            "5", "", "s", "5sec", "-1s", "1.s", ".5s", "1..2s", "5S", "1e3s",
+        ] {
             let err = parse_duration(bad).unwrap_err();
             assert!(err.contains("\"5s\""), "{bad}: {err}");
         }
