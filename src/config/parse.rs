@@ -69,8 +69,18 @@ const FALLBACK_KEYS: &[&str] = &[
 /// The route label of requests no route matches; no route may take it.
 const DEFAULT_ROUTE_LABEL: &str = "_default";
 
-const SYNTAX_HINT: &str = "fix the TOML syntax here: strings need double quotes, tables are \
-     written [name], routes [[routes]], and each key appears once per table";
+/// How to fix a TOML syntax error, from toml's message.
+fn syntax_hint(message: &str) -> &'static str {
+    if message.starts_with("duplicate key") {
+        "a key or table may appear only once: remove or rename the second one \
+         (each route is its own [[routes]] table)"
+    } else if message.contains("unclosed") {
+        "close the bracket or quote that opens here"
+    } else {
+        "fix the TOML syntax here: strings need double quotes, tables are written [name], \
+         routes [[routes]]"
+    }
+}
 
 /// Parses and validates a whole config file. `path` is only used for messages
 /// and stored in [`Config::path`]; nothing is read from disk here.
@@ -79,7 +89,11 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     let (doc, syntax_errors) = DeTable::parse_recoverable(text);
     for e in &syntax_errors {
         let at = e.span().map_or(0, |s| s.start);
-        p.add(at, format!("invalid TOML: {}", e.message()), SYNTAX_HINT);
+        p.add(
+            at,
+            format!("invalid TOML: {}", e.message()),
+            syntax_hint(e.message()),
+        );
     }
     let lines = Lines::new(text);
     let config = read_config(&mut p, &lines, doc.get_ref(), path);
@@ -810,7 +824,7 @@ fn read_flags(p: &mut Problems, root: &Table<'_, '_>) -> Vec<(String, bool)> {
     let t = root.table(p, "flags", "[flags]".into());
     t.entries()
         .into_iter()
-        .filter_map(|(name, _, v)| {
+        .map(|(name, _, v)| {
             let value = match v.get_ref() {
                 DeValue::Boolean(b) => *b,
                 _ => {
@@ -819,7 +833,7 @@ fn read_flags(p: &mut Problems, root: &Table<'_, '_>) -> Vec<(String, bool)> {
                     false
                 }
             };
-            Some((name.to_owned(), value))
+            (name.to_owned(), value)
         })
         .collect()
 }

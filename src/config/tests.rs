@@ -756,3 +756,11 @@ fn display_format() {
         "c.toml:7:1: unknown key \"workrs\" in [server]\n  help: did you mean \"workers\"?"
     );
 }
+
+#[test]
+fn duplicate_keys_are_syntax_errors_with_a_specific_hint() {
+    let errs = errors(&with_backends("[server]\nworkers = 1\nworkers = 2\n"));
+    assert_eq!((errs[0].line, errs[0].column), (8, 1));
+    assert!(errs[0].message.contains("duplicate key"), "{errs:#?}");
+    assert!(errs[0].hint.as_deref().unwrap().contains("only once"));
+}
