@@ -1207,6 +1207,7 @@ fn route_methods(p: &mut Problems, v: &Value<'_>) -> Option<Vec<Method>> {
         );
         return None;
     }
+    // Read every item before giving up, so each bad one is reported.
     let methods: Vec<Option<Method>> = items.iter().map(|item| method(p, item)).collect();
     methods.into_iter().collect()
 }
@@ -1414,6 +1415,7 @@ fn read_fallback(p: &mut Problems, t: &Table<'_, '_>) -> FallbackPatch {
 fn statuses(p: &mut Problems, v: &Value<'_>) -> Option<Vec<u16>> {
     let hint = "write a list of HTTP statuses from 100 to 599, like [502, 503, 504]";
     let items = expect_array(p, v, "an array of statuses", hint)?;
+    // Read every item before giving up, so each bad one is reported.
     let statuses: Option<Vec<u16>> = items
         .iter()
         .map(|item| int_in(p, item, 100, 599, hint).map(|n| n as u16))
@@ -1441,6 +1443,7 @@ fn replay_methods(p: &mut Problems, v: &Value<'_>) -> Option<MethodSet> {
         }
         return Some(MethodSet::Any);
     }
+    // Read every item before giving up, so each bad one is reported.
     let methods: Vec<Option<Method>> = items.iter().map(|item| method(p, item)).collect();
     let mut methods: Vec<Method> = methods.into_iter().collect::<Option<_>>()?;
     methods.dedup();
