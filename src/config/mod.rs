@@ -9,6 +9,9 @@ mod model;
 mod parse;
 pub mod units;
 
+#[cfg(test)]
+mod tests;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 
