@@ -127,7 +127,7 @@ pub fn explain(
                 let _ = writeln!(out, "flag:      {flag} = {value}");
             }
             let _ = writeln!(out, "weight:    {}% to new", percent(route.weight_bp));
-            if source == BucketSource::Random {
+            if source == BucketSource::Random && route.weight_bp % 10_000 != 0 {
                 let _ = writeln!(
                     out,
                     "bucket:    random per request ({}): new iff bucket < {}",
@@ -154,13 +154,17 @@ pub fn explain(
                 fallback_line(&mut out, config, route);
                 return Ok(out);
             }
-            let _ = writeln!(
-                out,
-                "bucket:    {bucket} from {} (cohort {:?}); new iff bucket < {}",
-                source_text(route, source),
-                route.cohort,
-                route.weight_bp
-            );
+            if source == BucketSource::Random {
+                let _ = writeln!(out, "bucket:    not needed: every request goes to one side");
+            } else {
+                let _ = writeln!(
+                    out,
+                    "bucket:    {bucket} from {} (cohort {:?}); new iff bucket < {}",
+                    source_text(route, source),
+                    route.cohort,
+                    route.weight_bp
+                );
+            }
         }
         Reason::NoRoute => {}
     }

@@ -57,17 +57,12 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, keep_te_tr
     if !HOP_BY_HOP.iter().any(|name| headers.contains_key(name)) {
         return;
     }
-    let named: Vec<HeaderName> = connection_tokens(headers)
-        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
-        .collect();
-    for name in named {
-        if !is_end_to_end_essential(&name) {
-            headers.remove(&name);
-        }
-    }
     let upgrade = keep_upgrade
         .then(|| headers.get(header::UPGRADE).cloned())
         .flatten();
+    let named: Vec<HeaderName> = connection_tokens(headers)
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+        .collect();
     let te_trailers = keep_te_trailers
         && headers
             .get_all(header::TE)
@@ -75,6 +70,11 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, keep_te_tr
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
+    for name in named {
+        if !is_end_to_end_essential(&name) {
+            headers.remove(&name);
+        }
+    }
     for name in &HOP_BY_HOP {
         headers.remove(name);
     }
