@@ -30,8 +30,9 @@ pub fn demo_config(legacy: SocketAddr, new: SocketAddr) -> anyhow::Result<Config
     Ok(config)
 }
 
-/// Runs the demo until Ctrl-C. `STRANGLER_DEMO_LISTEN` overrides the proxy's
-/// address (tests use `127.0.0.1:0`).
+/// Runs the demo until Ctrl-C. `STRANGLER_DEMO_LISTEN` and
+/// `STRANGLER_DEMO_ADMIN` override the proxy's and the admin API's addresses
+/// (tests use `127.0.0.1:0`).
 pub async fn run() -> anyhow::Result<()> {
     let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
     let legacy = echo::spawn(
@@ -61,7 +62,10 @@ pub async fn run() -> anyhow::Result<()> {
         )
     })?;
     let addr = listener.local_addr()?;
-    let admin_listen = config.server.admin_listen;
+    let admin_listen = match std::env::var("STRANGLER_DEMO_ADMIN") {
+        Ok(addr) => addr.parse()?,
+        Err(_) => config.server.admin_listen,
+    };
     // The admin API is a nice-to-have in the demo: skip it if its port is taken.
     let admin = TcpListener::bind(admin_listen).await.ok();
     let running = crate::app::start(crate::app::Launch {
