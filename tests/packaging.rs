@@ -706,6 +706,39 @@ fn kubernetes_pdb_and_kustomization() {
     assert_eq!(listed, present, "kustomization.yaml lists every manifest");
 }
 
+// === README and CI agree ===
+
+#[test]
+fn readme_quick_start_test_command_is_what_ci_runs() {
+    let readme = read("README.md");
+    let quick_start = readme
+        .split("## Quick start")
+        .nth(1)
+        .and_then(|rest| rest.split("```sh\n").nth(1))
+        .and_then(|block| block.split("```").next())
+        .expect("a ```sh block under ## Quick start");
+    let commands: Vec<&str> = quick_start
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert_eq!(
+        commands.len(),
+        2,
+        "the Quick start has exactly two commands"
+    );
+    assert_eq!(commands[0], "cargo run --release -- demo");
+    let ci = read(".ci/run");
+    let ci_test = ci
+        .lines()
+        .rfind(|l| l.trim_start().starts_with("cargo test"))
+        .expect(".ci/run runs cargo test")
+        .trim();
+    assert_eq!(
+        commands[1], ci_test,
+        "README and .ci/run must run the same tests"
+    );
+}
+
 // === the YAML reader's own tests ===
 
 #[test]
