@@ -1,5 +1,9 @@
 //! `strangler echo`: a small backend that describes every request it gets, for
 //! the demo, docker-compose and tests.
+//!
+//! `GET /health` and `GET /readyz` answer 200 whatever `--fail-path` says, so
+//! `strangler health --admin <echo address>` works as a container health check
+//! for an echo backend too (it has no admin API of its own).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -71,7 +75,7 @@ async fn answer(options: &EchoOptions, req: Request<Incoming>) -> Response<Proxy
         }
     }
     let path = parts.uri.path();
-    if parts.method == http::Method::GET && path == "/health" {
+    if parts.method == http::Method::GET && is_health_path(path) {
         return json_response(
             StatusCode::OK,
             json!({"name": options.name, "status": "ok"}),
@@ -108,6 +112,12 @@ async fn answer(options: &EchoOptions, req: Request<Incoming>) -> Response<Proxy
     )
 }
 
+/// The paths answered 200 as a health check: `/health` (SPEC §1) and `/readyz`
+/// (what `strangler health` asks for).
+fn is_health_path(path: &str) -> bool {
+    path == "/health" || path == "/readyz"
+}
+
 /// Segment-aware prefix test: `/a` covers `/a` and `/a/b`, not `/ab`.
 fn under(path: &str, prefix: &str) -> bool {
     let prefix = prefix.trim_end_matches('/');
@@ -130,7 +140,15 @@ fn json_response(status: StatusCode, value: Value) -> Response<ProxyBody> {
 
 #[cfg(test)]
 mod tests {
-    use super::under;
+    use super::{is_health_path, under};
+
+    #[test]
+    fn health_and_readyz_are_health_paths() {
+        assert!(is_health_path("/health"));
+        assert!(is_health_path("/readyz"));
+        assert!(!is_health_path("/healthz"));
+        assert!(!is_health_path("/readyz/x"));
+    }
 
     #[test]
     fn fail_path_is_segment_aware() {

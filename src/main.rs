@@ -69,7 +69,8 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9901")]
         admin: String,
     },
-    /// A small echo backend: answers every request with JSON describing it.
+    /// A small echo backend: answers every request with JSON describing it;
+    /// `GET /health` and `GET /readyz` answer 200.
     Echo {
         /// Reported in every answer.
         #[arg(long)]
