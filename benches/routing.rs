@@ -54,13 +54,22 @@ fn bench_normalize(c: &mut Criterion) {
         b.iter(|| black_box(route::normalize_path(black_box("/api/v1/users/42/orders"))))
     });
     c.bench_function("normalize/dirty", |b| {
-        b.iter(|| black_box(route::normalize_path(black_box("/api//v1/./users/%2e%2e/users/42"))))
+        b.iter(|| {
+            black_box(route::normalize_path(black_box(
+                "/api//v1/./users/%2e%2e/users/42",
+            )))
+        })
     });
 }
 
 fn bench_hash(c: &mut Criterion) {
     c.bench_function("sticky_bucket", |b| {
-        b.iter(|| black_box(route::sticky_bucket(black_box("checkout"), black_box(b"user-12345"))))
+        b.iter(|| {
+            black_box(route::sticky_bucket(
+                black_box("checkout"),
+                black_box(b"user-12345"),
+            ))
+        })
     });
 }
 

@@ -41,6 +41,9 @@ pub struct Running {
     pub snapshot: SharedSnapshot,
     pub admin: Arc<Admin>,
     stop: watch::Sender<bool>,
+    /// Sent after the proxy has drained: the admin API answers (`/readyz`
+    /// 503) all through the drain.
+    stop_admin: watch::Sender<bool>,
     proxy_task: JoinHandle<()>,
     admin_task: Option<JoinHandle<()>>,
     _watcher: Option<notify::RecommendedWatcher>,
@@ -48,13 +51,15 @@ pub struct Running {
 
 impl Running {
     /// Graceful stop: `/readyz` turns 503 at once, the listener stops
-    /// accepting, open connections get up to `shutdown_timeout` to finish.
+    /// accepting, open connections get up to `shutdown_timeout` to finish;
+    /// then the admin API stops.
     pub async fn shutdown(mut self) {
         self.admin.ready.store(false, Ordering::Release);
         let _ = self.stop.send(true);
         let _ = (&mut self.proxy_task).await;
+        let _ = self.stop_admin.send(true);
         if let Some(admin_task) = self.admin_task.take() {
-            admin_task.abort();
+            let _ = admin_task.await;
         }
     }
 }
@@ -93,14 +98,22 @@ pub fn start(launch: Launch) -> std::io::Result<Running> {
         ready: true.into(),
     });
 
+    // Before any task runs: once the admin API answers, SIGHUP reloads
+    // rather than kills.
+    #[cfg(unix)]
+    if let Err(error) = reload::reload_on_sighup(reloader.clone()) {
+        warn!(%error, "cannot listen for SIGHUP");
+    }
+
     let (stop, stopped) = watch::channel(false);
+    let (stop_admin, admin_stopped) = watch::channel(false);
     let observer = Arc::new(Telemetry { metrics });
     let service = crate::proxy_service(snapshot.clone(), Some(observer));
     let proxy_task = tokio::spawn(server::serve(
         launch.proxy,
         service,
         limits,
-        wait_for(stopped.clone()),
+        wait_for(stopped),
     ));
     let admin_task = launch.admin.map(|listener| {
         let admin = admin.clone();
@@ -109,7 +122,12 @@ pub fn start(launch: Launch) -> std::io::Result<Running> {
             shutdown_timeout: Duration::from_secs(1),
             ..limits
         };
-        tokio::spawn(server::serve(listener, service, limits, wait_for(stopped)))
+        tokio::spawn(server::serve(
+            listener,
+            service,
+            limits,
+            wait_for(admin_stopped),
+        ))
     });
     let watcher = if launch.watch {
         match reload::watch(reloader.clone()) {
@@ -122,16 +140,13 @@ pub fn start(launch: Launch) -> std::io::Result<Running> {
     } else {
         None
     };
-    #[cfg(unix)]
-    if let Err(error) = reload::reload_on_sighup(reloader) {
-        warn!(%error, "cannot listen for SIGHUP");
-    }
     Ok(Running {
         addr,
         admin_addr,
         snapshot,
         admin,
         stop,
+        stop_admin,
         proxy_task,
         admin_task,
         _watcher: watcher,

@@ -21,6 +21,9 @@ pub struct Backend {
     pub config: BackendConfig,
     /// The backend's name as a header value, for `x-strangler-backend`.
     pub name_header: HeaderValue,
+    /// The URL's `host[:port]`, sent as Host when `preserve_host` is off or
+    /// the client sent none.
+    pub host_header: HeaderValue,
     /// The backend's name as a metric label.
     pub name_label: crate::metrics::Label,
     pub client: Client<HttpConnector, ProxyBody>,
@@ -40,7 +43,10 @@ impl Backend {
             .build(connector);
         let name_header = HeaderValue::from_str(&config.name)
             .unwrap_or_else(|_| HeaderValue::from_static("invalid-name"));
+        let host_header = HeaderValue::from_str(config.authority.as_str())
+            .unwrap_or_else(|_| HeaderValue::from_static("localhost"));
         Arc::new(Backend {
+            host_header,
             name_label: Arc::new(config.name.clone()),
             config,
             name_header,

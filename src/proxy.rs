@@ -240,8 +240,9 @@ async fn route_and_forward(
     if content_length.is_some_and(|n| n > limit) {
         return Err(ProxyError::PayloadTooLarge);
     }
-    // hyper enforces a declared length, so only bodies without one need the limit.
-    let body = if content_length.is_some() {
+    // hyper enforces a declared length, so only bodies without one (and not
+    // already finished, like most GETs) need the limit.
+    let body = if content_length.is_some() || body.is_end_stream() {
         body
     } else {
         body::boxed(Limited::new(body, limit as usize))
@@ -251,7 +252,7 @@ async fn route_and_forward(
     let is_upgrade = upgrade.is_some();
     let client_host = host.clone();
     headers::set_forwarded(&mut forwarded, client_ip, proto, client_host.as_ref());
-    let request = Outgoing {
+    let mut request = Outgoing {
         method: parts.method,
         path: &path,
         query,
@@ -270,7 +271,8 @@ async fn route_and_forward(
         None => {
             let backend = &snapshot.backends[routed.backend];
             let uri_path = upstream_path(&routed, &path);
-            let upstream = request.build(backend, &uri_path, body);
+            let headers = std::mem::take(&mut request.headers);
+            let upstream = request.build(backend, &uri_path, body, headers);
             send(backend, upstream).await?
         }
         Some(fallback) => {
@@ -308,7 +310,11 @@ async fn forward_with_fallback(
         Held::Whole(bytes) => (body::full(bytes.clone()), Some(bytes)),
         Held::Streaming(body) => (body, None),
     };
-    let attempt = send(new, request.build(new, &uri_path, first_body)).await;
+    let attempt = send(
+        new,
+        request.build(new, &uri_path, first_body, request.headers.clone()),
+    )
+    .await;
     let replayable_method = fallback.replay_methods.contains(&request.method);
     let reason = match &attempt {
         Ok(response) if fallback.on_status(response.status().as_u16()) && replayable_method => {
@@ -337,7 +343,12 @@ async fn forward_with_fallback(
     let legacy = &snapshot.backends[route.legacy];
     send(
         legacy,
-        request.build(legacy, request.path, body::full(bytes)),
+        request.build(
+            legacy,
+            request.path,
+            body::full(bytes),
+            request.headers.clone(),
+        ),
     )
     .await
 }
@@ -354,7 +365,15 @@ struct Outgoing<'a> {
 }
 
 impl Outgoing<'_> {
-    fn build(&self, backend: &Backend, path: &str, body: ProxyBody) -> Request<ProxyBody> {
+    /// The request for `backend`, with `headers` (a copy of, or taken from,
+    /// `self.headers`) cleaned of hop-by-hop headers and given the right Host.
+    fn build(
+        &self,
+        backend: &Backend,
+        path: &str,
+        body: ProxyBody,
+        mut headers: HeaderMap,
+    ) -> Request<ProxyBody> {
         let config = &backend.config;
         let mut request = Request::new(body);
         *request.method_mut() = self.method.clone();
@@ -363,7 +382,6 @@ impl Outgoing<'_> {
             Protocol::Http2 => Version::HTTP_2,
             _ => Version::HTTP_11,
         };
-        let mut headers = self.headers.clone();
         headers::remove_hop_by_hop(
             &mut headers,
             self.is_upgrade,
@@ -374,10 +392,10 @@ impl Outgoing<'_> {
         } else {
             None
         };
-        let host = host.or_else(|| HeaderValue::from_str(config.authority.as_str()).ok());
-        if let Some(host) = host {
-            headers.insert(header::HOST, host);
-        }
+        headers.insert(
+            header::HOST,
+            host.unwrap_or_else(|| backend.host_header.clone()),
+        );
         *request.headers_mut() = headers;
         request
     }

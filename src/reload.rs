@@ -110,6 +110,12 @@ impl Reloader {
         if trigger == Trigger::Watch
             && config::version_of(&bytes) == self.snapshot.load().config.version
         {
+            // The file is again what serves (e.g. a bad edit was reverted):
+            // an error about the bad bytes no longer describes it.
+            self.status
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .last_error = None;
             return Outcome::Unchanged;
         }
         let loaded = tokio::task::spawn_blocking(move || config::load(&path)).await;

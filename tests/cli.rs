@@ -29,7 +29,11 @@ fn write_config(dir: &tempfile::TempDir, text: &str) -> String {
 fn check_prints_the_route_table_of_a_valid_file() {
     let out = strangler(&["check", "-c", "config/strangler.toml"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("ok ("), "{stdout}");
     assert!(stdout.contains("ROUTE"), "{stdout}");
     assert!(stdout.contains("_default"), "{stdout}");
@@ -102,12 +106,17 @@ fn explain_shows_route_bucket_backend_and_upstream() {
     assert!(out.status.success(), "{stdout}");
     let bucket = strangler::route::sticky_bucket("users", b"alice");
     assert!(stdout.contains("route:     users"), "{stdout}");
-    assert!(stdout.contains(&format!("bucket:    {bucket} from header x-user-id")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("bucket:    {bucket} from header x-user-id")),
+        "{stdout}"
+    );
     let side = if bucket < 5000 { "new" } else { "legacy" };
     assert!(stdout.contains(&format!("backend:   {side}")), "{stdout}");
     let port = if side == "new" { 3002 } else { 3001 };
     assert!(
-        stdout.contains(&format!("upstream:  http://127.0.0.1:{port}/api/users/me?x=1")),
+        stdout.contains(&format!(
+            "upstream:  http://127.0.0.1:{port}/api/users/me?x=1"
+        )),
         "{stdout}"
     );
 }
@@ -117,22 +126,39 @@ fn explain_shows_rewrite_flag_and_default() {
     let out = strangler(&["explain", "-c", "config/demo.toml", "GET", "/search/./x"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("normalised path: /search/x"), "{stdout}");
-    assert!(stdout.contains("upstream:  http://127.0.0.1:3002/v2/search/x"), "{stdout}");
+    assert!(
+        stdout.contains("upstream:  http://127.0.0.1:3002/v2/search/x"),
+        "{stdout}"
+    );
 
     let out = strangler(&["explain", "-c", "config/demo.toml", "POST", "/api/checkout"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("flag:      new_checkout = true"), "{stdout}");
+    assert!(
+        stdout.contains("flag:      new_checkout = true"),
+        "{stdout}"
+    );
     assert!(stdout.contains("backend:   new"), "{stdout}");
 
     let out = strangler(&["explain", "-c", "config/demo.toml", "GET", "/about"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("route:     _default"), "{stdout}");
-    assert!(stdout.contains("upstream:  http://127.0.0.1:3001/about"), "{stdout}");
+    assert!(
+        stdout.contains("upstream:  http://127.0.0.1:3001/about"),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn explain_rejects_bad_arguments() {
-    let out = strangler(&["explain", "-c", "config/demo.toml", "GET", "/x", "-H", "novalue"]);
+    let out = strangler(&[
+        "explain",
+        "-c",
+        "config/demo.toml",
+        "GET",
+        "/x",
+        "-H",
+        "novalue",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Name: value"));
 }

@@ -39,9 +39,8 @@ pub struct Seen {
     pub body_sha256: String,
 }
 
-type Handler = Arc<
-    dyn Fn(&Seen) -> Pin<Box<dyn Future<Output = Response<ProxyBody>> + Send>> + Send + Sync,
->;
+type Handler =
+    Arc<dyn Fn(&Seen) -> Pin<Box<dyn Future<Output = Response<ProxyBody>> + Send>> + Send + Sync>;
 
 /// An in-process HTTP/1.1 + h2c backend that records every request and answers
 /// with `handler` (by default: 200, body = the backend's name).
@@ -106,10 +105,18 @@ impl TestBackend {
                         let record = record.clone();
                         async move {
                             let (parts, body) = req.into_parts();
-                            let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                            let bytes = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
                             let seen = Seen {
                                 method: parts.method,
-                                uri: parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
+                                uri: parts
+                                    .uri
+                                    .path_and_query()
+                                    .map(|p| p.to_string())
+                                    .unwrap_or_default(),
                                 headers: parts.headers,
                                 body_len: bytes.len(),
                                 body_sha256: sha256_hex(&bytes),
@@ -141,7 +148,12 @@ impl TestBackend {
     }
 
     pub fn last(&self) -> Seen {
-        self.seen.lock().unwrap().last().cloned().expect("backend saw no request")
+        self.seen
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("backend saw no request")
     }
 }
 
@@ -221,7 +233,8 @@ impl Answer {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 }
 
@@ -235,7 +248,10 @@ pub async fn send(request: Request<Full<Bytes>>) -> Answer {
     send_with(&client(), request).await
 }
 
-pub async fn send_with(client: &Client<HttpConnector, Full<Bytes>>, request: Request<Full<Bytes>>) -> Answer {
+pub async fn send_with(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    request: Request<Full<Bytes>>,
+) -> Answer {
     let response = tokio::time::timeout(DEADLINE, client.request(request))
         .await
         .expect("request timed out")
