@@ -85,7 +85,7 @@ pub fn start(launch: Launch) -> std::io::Result<Running> {
     let metrics = Arc::new(Metrics::new());
     let snapshot: SharedSnapshot =
         Arc::new(ArcSwap::from_pointee(Snapshot::new(launch.config, None)));
-    metrics.set_weights(&snapshot.load());
+    metrics.set_weights(None, &snapshot.load());
     let reloader = Arc::new(Reloader::new(
         launch.path,
         snapshot.clone(),
@@ -182,10 +182,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         watch: true,
     })?;
     shutdown_signal().await;
-    info!("shutdown signal received: draining");
-    running.shutdown().await;
-    info!("stopped");
-    Ok(())
+    info!("shutdown signal received: draining (a second signal exits at once)");
+    tokio::select! {
+        () = running.shutdown() => {
+            info!("stopped");
+            Ok(())
+        }
+        () = shutdown_signal() => {
+            warn!("second signal: exiting without waiting for open requests");
+            Err(anyhow::anyhow!("forced exit by a second signal"))
+        }
+    }
 }
 
 /// Completes on SIGTERM or SIGINT (Ctrl-C).

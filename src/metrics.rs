@@ -139,15 +139,23 @@ impl Metrics {
         self.reloads.get_or_create(&ResultLabels { result }).inc();
     }
 
-    /// Sets `strangler_route_new_weight` to exactly the routes of `snapshot`.
-    pub fn set_weights(&self, snapshot: &Snapshot) {
-        self.new_weight.clear();
-        for (route, label) in snapshot.config.routes.iter().zip(&snapshot.route_labels) {
+    /// Sets `strangler_route_new_weight` to exactly the routes of `next`: every
+    /// route's value is set before the routes `previous` had and `next` lacks
+    /// are removed, so a scrape never sees a live route without its gauge.
+    pub fn set_weights(&self, previous: Option<&Snapshot>, next: &Snapshot) {
+        for (route, label) in next.config.routes.iter().zip(&next.route_labels) {
             self.new_weight
                 .get_or_create(&RouteLabels {
                     route: label.clone(),
                 })
                 .set(f64::from(route.effective_weight_bp()) / 100.0);
+        }
+        for label in previous.iter().flat_map(|p| &p.route_labels) {
+            if !next.route_labels.contains(label) {
+                self.new_weight.remove(&RouteLabels {
+                    route: label.clone(),
+                });
+            }
         }
     }
 

@@ -18,6 +18,9 @@ use crate::snapshot::{SharedSnapshot, Snapshot};
 /// and ConfigMap swaps produce bursts of events.
 pub const DEBOUNCE: Duration = Duration::from_millis(150);
 
+/// The longest a burst of events can postpone a reload.
+pub const DEBOUNCE_MAX: Duration = Duration::from_secs(1);
+
 /// What asked for a reload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
@@ -132,7 +135,7 @@ impl Reloader {
         log_changes(&old.config, &config);
         let version = config.version.clone();
         let next = Arc::new(Snapshot::new(config, Some(&old)));
-        self.metrics.set_weights(&next);
+        self.metrics.set_weights(Some(&old), &next);
         self.snapshot.store(next);
         self.metrics.reload(true);
         let generation = {
@@ -213,8 +216,15 @@ pub fn watch(reloader: Arc<Reloader>) -> notify::Result<notify::RecommendedWatch
     watcher.watch(&dir, RecursiveMode::NonRecursive)?;
     tokio::spawn(async move {
         while rx.recv().await.is_some() {
-            // Debounce: wait until no event has come for DEBOUNCE.
-            while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {}
+            // Debounce: wait until no event has come for DEBOUNCE, but never
+            // longer than DEBOUNCE_MAX, so constant writes still get loaded.
+            let deadline = tokio::time::Instant::now() + DEBOUNCE_MAX;
+            while let Ok(Some(())) = tokio::time::timeout_at(
+                deadline.min(tokio::time::Instant::now() + DEBOUNCE),
+                rx.recv(),
+            )
+            .await
+            {}
             reloader.reload(Trigger::Watch).await;
         }
     });

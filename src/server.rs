@@ -6,14 +6,18 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tower::{Service, ServiceBuilder};
 use tower_http::add_extension::AddExtensionLayer;
@@ -94,12 +98,27 @@ pub async fn serve<S, B>(
         let service = ServiceBuilder::new()
             .layer(AddExtensionLayer::new(ClientAddr(peer)))
             .service(service.clone());
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let mut stream = stream;
+            // hyper-util's protocol detection has no deadline of its own: a
+            // client that sends nothing must not hold a connection slot.
+            let prefix = tokio::time::timeout(
+                limits.header_read_timeout,
+                read_protocol_prefix(&mut stream),
+            )
+            .await;
+            let Ok(Ok(prefix)) = prefix else {
+                debug!(%peer, "no request within header_read_timeout; closing");
+                drop(permit);
+                return;
+            };
+            let io = TokioIo::new(Rewind::new(prefix, stream));
+            let connection = builder
+                .serve_connection_with_upgrades(io, TowerToHyperService::new(service))
+                .into_owned();
+            if let Err(error) = watcher.watch(connection).await {
                 debug!(%peer, error = %error, "connection closed with an error");
             }
             drop(permit);
@@ -116,5 +135,114 @@ pub async fn serve<S, B>(
         () = tokio::time::sleep(limits.shutdown_timeout) => {
             warn!("shutdown_timeout reached with connections still open");
         }
+    }
+}
+
+/// The HTTP/2 connection preface: a client that starts with it speaks h2c.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Reads until the protocol is known: the bytes part from the HTTP/2 preface,
+/// or all of it has arrived, or the peer closed. Returns what was read.
+async fn read_protocol_prefix(stream: &mut TcpStream) -> std::io::Result<Bytes> {
+    let mut buffer = BytesMut::with_capacity(4096);
+    loop {
+        if stream.read_buf(&mut buffer).await? == 0 {
+            break;
+        }
+        let seen = buffer.len().min(H2_PREFACE.len());
+        if buffer[..seen] != H2_PREFACE[..seen] || seen == H2_PREFACE.len() {
+            break;
+        }
+    }
+    Ok(buffer.freeze())
+}
+
+/// A stream that first yields bytes already read from it, then reads on.
+struct Rewind {
+    prefix: Bytes,
+    inner: TcpStream,
+}
+
+impl Rewind {
+    fn new(prefix: Bytes, inner: TcpStream) -> Rewind {
+        Rewind { prefix, inner }
+    }
+}
+
+impl AsyncRead for Rewind {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            let chunk = self.prefix.split_to(n);
+            buf.put_slice(&chunk);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Rewind {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    async fn prefix_of(sent: &'static [u8]) -> Bytes {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::spawn(async move {
+            let mut client = TcpStream::connect(addr).await.unwrap();
+            client.write_all(sent).await.unwrap();
+            client
+        });
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let prefix = read_protocol_prefix(&mut stream).await.unwrap();
+        drop(client.await.unwrap());
+        prefix
+    }
+
+    #[tokio::test]
+    async fn http1_is_known_from_the_first_bytes() {
+        let prefix = prefix_of(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await;
+        assert!(prefix.starts_with(b"GET"));
+    }
+
+    #[tokio::test]
+    async fn h2_preface_is_read_whole() {
+        let prefix = prefix_of(H2_PREFACE).await;
+        assert_eq!(&prefix[..], H2_PREFACE);
     }
 }
