@@ -156,24 +156,12 @@ impl Admin {
     }
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<ProxyBody> {
-    let mut response = Response::new(body::full(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
+fn text(status: StatusCode, text: &'static str) -> Response<ProxyBody> {
+    body::response(status, "text/plain; charset=utf-8", text)
 }
 
 fn json_response(status: StatusCode, value: Value) -> Response<ProxyBody> {
-    let mut response = Response::new(body::full(value.to_string()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+    body::json(status, &value)
 }
 
 /// Compares without an early exit, so timing does not reveal how much matched.

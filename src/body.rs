@@ -1,6 +1,7 @@
 //! The one body type that flows through the proxy, both ways.
 
 use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 
@@ -30,4 +31,23 @@ where
     B::Error: Into<BoxError>,
 {
     body.map_err(Into::into).boxed_unsync()
+}
+
+/// A complete response made by strangler itself.
+pub fn response(
+    status: StatusCode,
+    content_type: &'static str,
+    bytes: impl Into<Bytes>,
+) -> Response<ProxyBody> {
+    let mut response = Response::new(full(bytes));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// A JSON response made by strangler itself.
+pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<ProxyBody> {
+    response(status, "application/json", value.to_string())
 }

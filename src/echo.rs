@@ -9,8 +9,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -129,13 +128,7 @@ fn under(path: &str, prefix: &str) -> bool {
 fn json_response(status: StatusCode, value: Value) -> Response<ProxyBody> {
     let mut text = value.to_string();
     text.push('\n');
-    let mut response = Response::new(body::full(Bytes::from(text)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+    body::response(status, "application/json", text)
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The errors the proxy answers itself, and their single mapping to a response.
 
-use http::{HeaderValue, Response, StatusCode, header};
+use http::{HeaderValue, Response, StatusCode};
 
 use crate::body::{self, ProxyBody};
 
@@ -53,14 +53,10 @@ pub fn json_error(
     request_id: Option<&HeaderValue>,
 ) -> Response<ProxyBody> {
     let request_id = request_id.and_then(|v| v.to_str().ok()).unwrap_or("");
-    let body = serde_json::json!({ "error": message, "request_id": request_id }).to_string();
-    let mut response = Response::new(body::full(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+    body::json(
+        status,
+        &serde_json::json!({ "error": message, "request_id": request_id }),
+    )
 }
 
 #[cfg(test)]
