@@ -69,7 +69,7 @@ mod tests {
         let id = HeaderValue::from_static("abc-123");
         let response = ProxyError::GatewayTimeout.into_response(Some(&id));
         assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
-        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        assert_eq!(response.headers()[http::header::CONTENT_TYPE], "application/json");
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(json["error"], "backend timed out");
