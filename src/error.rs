@@ -11,6 +11,8 @@ pub enum ProxyError {
     BadRequest(&'static str),
     /// The request body is larger than `server.max_request_body`.
     PayloadTooLarge,
+    /// The client stopped sending its request body.
+    RequestTimeout,
     /// The backend could not be reached: nothing was sent.
     Unreachable,
     /// The exchange with the backend broke after the request was sent.
@@ -24,6 +26,7 @@ impl ProxyError {
         match self {
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::Unreachable | ProxyError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ProxyError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -34,6 +37,7 @@ impl ProxyError {
         match self {
             ProxyError::BadRequest(why) => why,
             ProxyError::PayloadTooLarge => "request body too large",
+            ProxyError::RequestTimeout => "request body not received in time",
             ProxyError::Unreachable => "backend unreachable",
             ProxyError::BadGateway(why) => why,
             ProxyError::GatewayTimeout => "backend timed out",
@@ -69,7 +73,10 @@ mod tests {
         let id = HeaderValue::from_static("abc-123");
         let response = ProxyError::GatewayTimeout.into_response(Some(&id));
         assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
-        assert_eq!(response.headers()[http::header::CONTENT_TYPE], "application/json");
+        assert_eq!(
+            response.headers()[http::header::CONTENT_TYPE],
+            "application/json"
+        );
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(json["error"], "backend timed out");

@@ -47,12 +47,22 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
         .filter(|t| !t.is_empty())
 }
 
+/// Whether the client sent `TE: trailers` (kept for HTTP/2 backends: gRPC needs it).
+pub fn wants_trailers(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+}
+
 /// Removes hop-by-hop headers: the fixed list and every header `Connection` names.
 ///
 /// With `keep_upgrade`, an upgrade exchange keeps `Connection: upgrade` and
-/// `Upgrade` so the next hop can switch protocols. With `keep_te_trailers`,
-/// `TE: trailers` is kept (HTTP/2 backends: gRPC needs it).
-pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, keep_te_trailers: bool) {
+/// `Upgrade` so the next hop can switch protocols. Called before the proxy
+/// sets its own forwarding headers, so a client cannot name those away.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     // Fast path: the common request has none of these.
     if !HOP_BY_HOP.iter().any(|name| headers.contains_key(name)) {
         return;
@@ -63,13 +73,6 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, keep_te_tr
     let named: Vec<HeaderName> = connection_tokens(headers)
         .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
         .collect();
-    let te_trailers = keep_te_trailers
-        && headers
-            .get_all(header::TE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
     for name in named {
         if !is_end_to_end_essential(&name) {
             headers.remove(&name);
@@ -82,8 +85,17 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, keep_te_tr
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, upgrade);
     }
-    if te_trailers {
-        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+}
+
+/// Removes the `x-strangler-*` headers a backend may have sent: only the
+/// proxy says which route, backend and fallback produced an answer.
+pub fn remove_debug_headers(headers: &mut HeaderMap) {
+    for name in [
+        &X_STRANGLER_ROUTE,
+        &X_STRANGLER_BACKEND,
+        &X_STRANGLER_FALLBACK,
+    ] {
+        headers.remove(name);
     }
 }
 
@@ -163,7 +175,7 @@ mod tests {
             ("proxy-authenticate", "Basic"),
             ("x-keep", "yes"),
         ]);
-        remove_hop_by_hop(&mut h, false, false);
+        remove_hop_by_hop(&mut h, false);
         assert_eq!(h.len(), 1, "{h:?}");
         assert_eq!(h["x-keep"], "yes");
     }
@@ -175,7 +187,7 @@ mod tests {
             ("host", "a"),
             ("x-request-id", "r"),
         ]);
-        remove_hop_by_hop(&mut h, false, false);
+        remove_hop_by_hop(&mut h, false);
         assert_eq!(h["host"], "a");
         assert_eq!(h["x-request-id"], "r");
     }
@@ -187,23 +199,30 @@ mod tests {
             ("upgrade", "websocket"),
         ]);
         assert!(is_upgrade_request(&h));
-        remove_hop_by_hop(&mut h, true, false);
+        remove_hop_by_hop(&mut h, true);
         assert_eq!(h["connection"], "upgrade");
         assert_eq!(h["upgrade"], "websocket");
         assert!(!is_upgrade_request(&map(&[("upgrade", "websocket")])));
     }
 
     #[test]
-    fn te_trailers_kept_only_when_asked() {
-        let mut h = map(&[("te", "trailers")]);
-        remove_hop_by_hop(&mut h, false, true);
-        assert_eq!(h["te"], "trailers");
-        let mut h = map(&[("te", "trailers")]);
-        remove_hop_by_hop(&mut h, false, false);
+    fn te_trailers_detected_then_removed() {
+        let mut h = map(&[("te", "gzip, Trailers")]);
+        assert!(wants_trailers(&h));
+        remove_hop_by_hop(&mut h, false);
         assert!(h.get("te").is_none());
-        let mut h = map(&[("te", "gzip")]);
-        remove_hop_by_hop(&mut h, false, true);
-        assert!(h.get("te").is_none());
+        assert!(!wants_trailers(&map(&[("te", "gzip")])));
+    }
+
+    #[test]
+    fn backend_debug_headers_are_removed() {
+        let mut h = map(&[
+            ("x-strangler-fallback", "forged"),
+            ("x-strangler-route", "r"),
+            ("x-other", "1"),
+        ]);
+        remove_debug_headers(&mut h);
+        assert_eq!(h.len(), 1);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
@@ -227,7 +227,6 @@ async fn route_and_forward(
         fastrand::u16(..10_000),
     );
     exchange.route = decision.route;
-    exchange.backend = Some(decision.backend);
     let routed = Routed {
         snapshot,
         route: decision.route,
@@ -247,9 +246,11 @@ async fn route_and_forward(
     } else {
         body::boxed(Limited::new(body, limit as usize))
     };
+    exchange.backend = Some(decision.backend);
 
     let mut forwarded = parts.headers;
-    let is_upgrade = upgrade.is_some();
+    let te_trailers = headers::wants_trailers(&forwarded);
+    headers::remove_hop_by_hop(&mut forwarded, upgrade.is_some());
     let client_host = host.clone();
     headers::set_forwarded(&mut forwarded, client_ip, proto, client_host.as_ref());
     let mut request = Outgoing {
@@ -258,7 +259,7 @@ async fn route_and_forward(
         query,
         headers: forwarded,
         client_host,
-        is_upgrade,
+        te_trailers,
     };
 
     let fallback = match (routed.target, routed.route) {
@@ -304,7 +305,8 @@ async fn forward_with_fallback(
     let snapshot = routed.snapshot;
     let route = &snapshot.config.routes[routed.route.unwrap_or_default()];
     let new = &snapshot.backends[routed.backend];
-    let held = hold(body, fallback.max_body, content_length).await?;
+    let idle = snapshot.config.server.header_read_timeout;
+    let held = hold(body, fallback.max_body, content_length, idle).await?;
     let uri_path = upstream_path(routed, request.path);
     let (first_body, replay_body) = match held {
         Held::Whole(bytes) => (body::full(bytes.clone()), Some(bytes)),
@@ -358,15 +360,16 @@ struct Outgoing<'a> {
     method: Method,
     path: &'a str,
     query: Option<&'a str>,
-    /// Client headers with forwarding headers set; hop-by-hop still present.
+    /// Client headers, hop-by-hop removed, forwarding headers set.
     headers: HeaderMap,
     client_host: Option<HeaderValue>,
-    is_upgrade: bool,
+    /// The client sent `TE: trailers`: passed on to HTTP/2 backends only.
+    te_trailers: bool,
 }
 
 impl Outgoing<'_> {
     /// The request for `backend`, with `headers` (a copy of, or taken from,
-    /// `self.headers`) cleaned of hop-by-hop headers and given the right Host.
+    /// `self.headers`) given the right Host.
     fn build(
         &self,
         backend: &Backend,
@@ -382,11 +385,9 @@ impl Outgoing<'_> {
             Protocol::Http2 => Version::HTTP_2,
             _ => Version::HTTP_11,
         };
-        headers::remove_hop_by_hop(
-            &mut headers,
-            self.is_upgrade,
-            config.protocol == Protocol::Http2,
-        );
+        if self.te_trailers && config.protocol == Protocol::Http2 {
+            headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        }
         let host = if config.preserve_host {
             self.client_host.clone()
         } else {
@@ -446,10 +447,11 @@ fn finish_response(
         Some(client_upgrade) if switching => {
             let backend_upgrade = hyper::upgrade::on(&mut response);
             tokio::spawn(tunnel(client_upgrade, backend_upgrade));
-            headers::remove_hop_by_hop(response.headers_mut(), true, false);
+            headers::remove_hop_by_hop(response.headers_mut(), true);
         }
-        _ => headers::remove_hop_by_hop(response.headers_mut(), false, false),
+        _ => headers::remove_hop_by_hop(response.headers_mut(), false),
     }
+    headers::remove_debug_headers(response.headers_mut());
     response.map(body::boxed)
 }
 
@@ -493,11 +495,13 @@ enum Held {
 }
 
 /// Reads up to `max` bytes of `body`. A body that ends within `max` is held
-/// whole; a larger one streams on with what was already read in front.
+/// whole; a larger one streams on with what was already read in front. A
+/// client that sends nothing for `idle` gets a 408.
 async fn hold(
     mut body: ProxyBody,
     max: u64,
     content_length: Option<u64>,
+    idle: Duration,
 ) -> Result<Held, ProxyError> {
     if body.is_end_stream() {
         return Ok(Held::Whole(Bytes::new()));
@@ -506,7 +510,11 @@ async fn hold(
         return Ok(Held::Streaming(body));
     }
     let mut buffer = BytesMut::with_capacity(content_length.unwrap_or(0) as usize);
-    while let Some(frame) = body.frame().await {
+    loop {
+        let Ok(frame) = tokio::time::timeout(idle, body.frame()).await else {
+            return Err(ProxyError::RequestTimeout);
+        };
+        let Some(frame) = frame else { break };
         let frame = frame.map_err(|e| {
             if caused_by_length_limit(e.as_ref()) {
                 ProxyError::PayloadTooLarge
@@ -570,9 +578,20 @@ impl Body for Prefixed {
 mod tests {
     use super::*;
 
+    const IDLE: Duration = Duration::from_secs(5);
+
+    #[tokio::test]
+    async fn a_stalled_body_is_a_request_timeout() {
+        let stalled = body::boxed(http_body_util::StreamBody::new(
+            futures_util::stream::pending::<Result<Frame<Bytes>, BoxError>>(),
+        ));
+        let held = hold(stalled, 10, Some(5), Duration::from_millis(20)).await;
+        assert!(matches!(held, Err(ProxyError::RequestTimeout)));
+    }
+
     #[tokio::test]
     async fn small_body_is_held_whole() {
-        let held = hold(body::full("hello"), 10, Some(5)).await.unwrap();
+        let held = hold(body::full("hello"), 10, Some(5), IDLE).await.unwrap();
         assert!(matches!(held, Held::Whole(b) if b == "hello"));
     }
 
@@ -584,7 +603,7 @@ mod tests {
         let streamed = body::boxed(http_body_util::StreamBody::new(futures_util::stream::iter(
             chunks,
         )));
-        let Held::Streaming(rest) = hold(streamed, 6, None).await.unwrap() else {
+        let Held::Streaming(rest) = hold(streamed, 6, None, IDLE).await.unwrap() else {
             panic!("expected streaming");
         };
         let all = rest.collect().await.unwrap().to_bytes();
@@ -593,7 +612,9 @@ mod tests {
 
     #[tokio::test]
     async fn declared_length_over_max_is_not_read() {
-        let held = hold(body::full("0123456789"), 4, Some(10)).await.unwrap();
+        let held = hold(body::full("0123456789"), 4, Some(10), IDLE)
+            .await
+            .unwrap();
         assert!(matches!(held, Held::Streaming(_)));
     }
 

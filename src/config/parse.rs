@@ -1179,21 +1179,15 @@ fn invalid_path_char(s: &str) -> Option<char> {
     None
 }
 
-/// Resolves `.` and `..` segments (also percent-encoded), merges repeated `/` and
-/// drops a trailing `/`; the root stays `/`. `s` must start with `/`.
+/// The request-path normalisation of [`crate::route::normalize_path`] (so a
+/// route written with escapes or dot-segments compares equal to the requests
+/// it matches), without a trailing `/`; the root stays `/`.
 fn normalize_path(s: &str) -> String {
-    let mut segments: Vec<&str> = Vec::new();
-    for segment in s.split('/') {
-        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
-        match decoded.as_str() {
-            "" | "." => {}
-            ".." => {
-                segments.pop();
-            }
-            _ => segments.push(segment),
-        }
+    let normalized = crate::route::normalize_path(s);
+    match normalized.trim_end_matches('/') {
+        "" => "/".to_owned(),
+        trimmed => trimmed.to_owned(),
     }
-    format!("/{}", segments.join("/"))
 }
 
 fn route_methods(p: &mut Problems, v: &Value<'_>) -> Option<Vec<Method>> {

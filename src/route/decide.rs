@@ -60,7 +60,8 @@ fn bucket(route: &RouteConfig, req: &RequestInfo<'_>, draw: u16) -> (u16, Bucket
         return random;
     };
     let found = match sticky {
-        Sticky::Header(name) => req.headers.get(name).map(|v| {
+        // An empty value counts as no key, as for cookies and query parameters.
+        Sticky::Header(name) => req.headers.get(name).filter(|v| !v.is_empty()).map(|v| {
             (
                 sticky_bucket(&route.cohort, v.as_bytes()),
                 BucketSource::Header,
@@ -275,6 +276,8 @@ mod tests {
             (sticky_bucket("c", b"u1"), BucketSource::Header)
         );
         let req = Req::get("/").header("x-other", "u1");
+        assert_eq!(bucket_of(sticky.clone(), req), (1234, BucketSource::Random));
+        let req = Req::get("/").header("x-user-id", "");
         assert_eq!(bucket_of(sticky, req), (1234, BucketSource::Random));
     }
 
