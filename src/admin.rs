@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::body::{self, ProxyBody};
 use crate::error::json_error;
+use crate::headers::X_REQUEST_ID;
 use crate::metrics::Metrics;
 use crate::reload::{Outcome, Reloader, Trigger};
 use crate::snapshot::SharedSnapshot;
@@ -32,6 +33,13 @@ impl Admin {
         req: Request<B>,
     ) -> Result<Response<ProxyBody>, Infallible> {
         let path = req.uri().path();
+        // Admin errors carry a request id like the proxy's own errors do.
+        let request_id = req
+            .headers()
+            .get(&X_REQUEST_ID)
+            .cloned()
+            .or_else(|| HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).ok());
+        let request_id = request_id.as_ref();
         let open = matches!(path, "/healthz" | "/readyz");
         if !open && !self.authorized(req.headers().get(header::AUTHORIZATION)) {
             let mut response = json_error(
@@ -76,9 +84,13 @@ impl Admin {
                 }
             },
             (_, "/healthz" | "/readyz" | "/metrics" | "/config" | "/routes" | "/reload") => {
-                json_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed", None)
+                json_error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method not allowed",
+                    request_id,
+                )
             }
-            _ => json_error(StatusCode::NOT_FOUND, "not found", None),
+            _ => json_error(StatusCode::NOT_FOUND, "not found", request_id),
         };
         Ok(response)
     }
@@ -94,7 +106,8 @@ impl Admin {
             _ => return true,
         };
         let presented = authorization
-            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+            .map(HeaderValue::as_bytes)
+            .and_then(bearer_token)
             .unwrap_or_default();
         constant_time_eq(presented, token.as_bytes())
     }
@@ -164,6 +177,12 @@ fn json_response(status: StatusCode, value: Value) -> Response<ProxyBody> {
     body::json(status, &value)
 }
 
+/// The credentials of `Bearer <token>`; the scheme is case-insensitive (RFC 9110 §11.1).
+fn bearer_token(authorization: &[u8]) -> Option<&[u8]> {
+    let (scheme, token) = authorization.split_at_checked(7)?;
+    scheme.eq_ignore_ascii_case(b"bearer ").then_some(token)
+}
+
 /// Compares without an early exit, so timing does not reveal how much matched.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let mut diff = a.len() ^ b.len();
@@ -209,6 +228,14 @@ mod tests {
         assert_eq!(at(0), "1970-01-01T00:00:00Z");
         assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(at(1_795_296_196), "2026-11-21T21:23:16Z");
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token(b"Bearer abc"), Some(&b"abc"[..]));
+        assert_eq!(bearer_token(b"bearer abc"), Some(&b"abc"[..]));
+        assert_eq!(bearer_token(b"Basic abcdef"), None);
+        assert_eq!(bearer_token(b"Bear"), None);
     }
 
     #[test]

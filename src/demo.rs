@@ -2,11 +2,11 @@
 //! on loopback, with the embedded demo config.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::PathBuf;
 
 use tokio::net::TcpListener;
 
-use crate::config::{self, Config};
+use crate::config;
 use crate::echo::{self, EchoOptions};
 
 /// The demo config, kept as a real file so `strangler check config/demo.toml` works.
@@ -15,19 +15,21 @@ pub const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
 /// The path under which the demo's new backend fails.
 pub const FAILING_PATH: &str = "/api/payments";
 
-/// The demo config with its backends pointed at `legacy` and `new`.
-pub fn demo_config(legacy: SocketAddr, new: SocketAddr) -> anyhow::Result<Config> {
-    let mut config = config::parse(DEMO_CONFIG, Path::new("<embedded demo.toml>"))
-        .map_err(|e| anyhow::anyhow!("the embedded demo config is invalid:\n{e}"))?;
-    for backend in &mut config.backends {
-        let addr = match backend.name.as_str() {
-            "legacy" => legacy,
-            _ => new,
-        };
-        backend.url = format!("http://{addr}");
-        backend.authority = addr.to_string().parse()?;
-    }
-    Ok(config)
+/// The demo config's text with its backends pointed at `legacy` and `new`.
+pub fn demo_config_text(legacy: SocketAddr, new: SocketAddr) -> String {
+    DEMO_CONFIG
+        .replace("http://127.0.0.1:3001", &format!("http://{legacy}"))
+        .replace("http://127.0.0.1:3002", &format!("http://{new}"))
+}
+
+/// Writes the demo config into a fresh temp dir, so the user can edit it and
+/// watch the proxy reload; returns the file's path.
+fn write_demo_config(text: &str) -> std::io::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("strangler-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("demo.toml");
+    std::fs::write(&path, text)?;
+    Ok(path)
 }
 
 /// Runs the demo until Ctrl-C. `STRANGLER_DEMO_LISTEN` and
@@ -51,7 +53,9 @@ pub async fn run() -> anyhow::Result<()> {
         },
     )
     .await?;
-    let config = demo_config(legacy, new)?;
+    let path = write_demo_config(&demo_config_text(legacy, new))?;
+    let config = config::load(&path)
+        .map_err(|e| anyhow::anyhow!("the embedded demo config is invalid:\n{e}"))?;
     let listen = match std::env::var("STRANGLER_DEMO_LISTEN") {
         Ok(addr) => addr.parse()?,
         Err(_) => config.server.listen,
@@ -69,18 +73,25 @@ pub async fn run() -> anyhow::Result<()> {
     // The admin API is a nice-to-have in the demo: skip it if its port is taken.
     let admin = TcpListener::bind(admin_listen).await.ok();
     let running = crate::app::start(crate::app::Launch {
-        path: config.path.clone(),
+        path: path.clone(),
         config,
         proxy: listener,
         admin,
-        watch: false,
+        watch: true,
     })?;
     println!("{}", banner(addr, legacy, new));
     if let Some(admin) = running.admin_addr {
         println!("  admin API: curl -s http://{admin}/routes");
     }
+    println!(
+        "  live config: edit {} and save: the proxy reloads it",
+        path.display()
+    );
     crate::app::shutdown_signal().await;
     running.shutdown().await;
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     Ok(())
 }
 

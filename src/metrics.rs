@@ -1,6 +1,7 @@
 //! Metric families (SPEC §7) and the per-request observer that feeds them and
 //! writes the access log.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -150,8 +151,9 @@ impl Metrics {
                 })
                 .set(f64::from(route.effective_weight_bp()) / 100.0);
         }
+        let live: HashSet<&Label> = next.route_labels.iter().collect();
         for label in previous.iter().flat_map(|p| &p.route_labels) {
-            if !next.route_labels.contains(label) {
+            if !live.contains(label) {
                 self.new_weight.remove(&RouteLabels {
                     route: label.clone(),
                 });

@@ -2,6 +2,7 @@
 //! snapshot is built whole, off the request path, then swapped in; an invalid
 //! file changes nothing.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -10,7 +11,7 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::config::{self, Config};
+use crate::config::{self, Config, RouteConfig};
 use crate::metrics::Metrics;
 use crate::snapshot::{SharedSnapshot, Snapshot};
 
@@ -121,21 +122,29 @@ impl Reloader {
                 .last_error = None;
             return Outcome::Unchanged;
         }
-        let loaded = tokio::task::spawn_blocking(move || config::load(&path)).await;
-        let config = match loaded {
-            Ok(Ok(config)) => config,
-            Ok(Err(errors)) => return self.failed(trigger, errors.to_string()),
-            Err(join) => return self.failed(trigger, format!("reload task failed: {join}")),
-        };
-        self.swap(config, trigger)
+        // Parse, validate and compile off the async workers: a large file
+        // must not stall requests.
+        let old = self.snapshot.load_full();
+        let built = tokio::task::spawn_blocking(move || {
+            let config = config::load(&path)?;
+            log_changes(&old.config, &config);
+            let next = Snapshot::new(config, Some(&old));
+            Ok::<_, config::ConfigErrors>((old, next))
+        })
+        .await;
+        match built {
+            Ok(Ok((old, next))) => self.swap(&old, next, trigger),
+            Ok(Err(errors)) => self.failed(trigger, errors.to_string()),
+            Err(join) => self.failed(trigger, format!("reload task failed: {join}")),
+        }
     }
 
-    fn swap(&self, config: Config, trigger: Trigger) -> Outcome {
-        let old = self.snapshot.load_full();
-        log_changes(&old.config, &config);
-        let version = config.version.clone();
-        let next = Arc::new(Snapshot::new(config, Some(&old)));
-        self.metrics.set_weights(Some(&old), &next);
+    /// Stores `next`; `old` is the snapshot it was built from (reloads are
+    /// serialised, so it is still the live one).
+    fn swap(&self, old: &Snapshot, next: Snapshot, trigger: Trigger) -> Outcome {
+        let version = next.config.version.clone();
+        let next = Arc::new(next);
+        self.metrics.set_weights(Some(old), &next);
         self.snapshot.store(next);
         self.metrics.reload(true);
         let generation = {
@@ -161,32 +170,54 @@ impl Reloader {
     }
 }
 
-/// Logs what a reload changes: routes added, removed, re-weighted; listeners.
+/// Logs what a reload changes: routes added, removed, re-weighted; and the
+/// `[server]` settings that only a restart applies.
 fn log_changes(old: &Config, new: &Config) {
-    if old.server.listen != new.server.listen || old.server.admin_listen != new.server.admin_listen
-    {
-        warn!(
-            old_listen = %old.server.listen, new_listen = %new.server.listen,
-            old_admin = %old.server.admin_listen, new_admin = %new.server.admin_listen,
-            "listen/admin_listen changed: takes effect only after a restart"
-        );
+    let (was, now) = (&old.server, &new.server);
+    let restart_only = [
+        ("listen", was.listen != now.listen),
+        ("admin_listen", was.admin_listen != now.admin_listen),
+        (
+            "header_read_timeout",
+            was.header_read_timeout != now.header_read_timeout,
+        ),
+        (
+            "max_connections",
+            was.max_connections != now.max_connections,
+        ),
+        ("workers", was.workers != now.workers),
+        (
+            "shutdown_timeout",
+            was.shutdown_timeout != now.shutdown_timeout,
+        ),
+        ("tls", was.tls != now.tls),
+    ];
+    for (key, changed) in restart_only {
+        if changed {
+            warn!(
+                key,
+                "server.{key} changed: takes effect only after a restart"
+            );
+        }
     }
+    let before: HashMap<&str, &RouteConfig> =
+        old.routes.iter().map(|r| (r.name.as_str(), r)).collect();
     for route in &new.routes {
-        match old.routes.iter().find(|r| r.name == route.name) {
-            None => {
-                info!(route = %route.name, path = %route.path, weight = route.effective_weight_bp() as f64 / 100.0, "route added")
-            }
-            Some(before) if before.effective_weight_bp() != route.effective_weight_bp() => info!(
+        let weight = f64::from(route.effective_weight_bp()) / 100.0;
+        match before.get(route.name.as_str()) {
+            None => info!(route = %route.name, path = %route.path, weight, "route added"),
+            Some(b) if b.effective_weight_bp() != route.effective_weight_bp() => info!(
                 route = %route.name,
-                from = before.effective_weight_bp() as f64 / 100.0,
-                to = route.effective_weight_bp() as f64 / 100.0,
+                from = f64::from(b.effective_weight_bp()) / 100.0,
+                to = weight,
                 "route weight changed"
             ),
             Some(_) => {}
         }
     }
+    let after: HashSet<&str> = new.routes.iter().map(|r| r.name.as_str()).collect();
     for route in &old.routes {
-        if !new.routes.iter().any(|r| r.name == route.name) {
+        if !after.contains(route.name.as_str()) {
             info!(route = %route.name, "route removed");
         }
     }

@@ -1,5 +1,6 @@
 //! One immutable, compiled view of the configuration, swapped whole on reload.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -61,12 +62,23 @@ impl Snapshot {
             .iter()
             .map(|r| Arc::new(r.name.clone()))
             .collect();
+        let previous_counters: HashMap<&str, &Arc<RouteCounters>> = previous
+            .map(|p| {
+                p.config
+                    .routes
+                    .iter()
+                    .map(|r| r.name.as_str())
+                    .zip(&p.counters)
+                    .collect()
+            })
+            .unwrap_or_default();
         let counters = config
             .routes
             .iter()
             .map(|r| {
-                previous
-                    .and_then(|p| p.counters_by_name(&r.name))
+                previous_counters
+                    .get(r.name.as_str())
+                    .map(|c| Arc::clone(c))
                     .unwrap_or_default()
             })
             .collect();
@@ -100,10 +112,5 @@ impl Snapshot {
     /// The request counters of a route (`None`: `_default`).
     pub fn route_counters(&self, route: Option<usize>) -> &RouteCounters {
         route.map_or(&self.default_counters, |i| &self.counters[i])
-    }
-
-    fn counters_by_name(&self, name: &str) -> Option<Arc<RouteCounters>> {
-        let index = self.config.routes.iter().position(|r| r.name == name)?;
-        Some(self.counters[index].clone())
     }
 }
