@@ -15,6 +15,7 @@ use tracing::{info, warn};
 use crate::admin::Admin;
 use crate::config::Config;
 use crate::metrics::{Metrics, Telemetry};
+use crate::proxy::Tunnels;
 use crate::reload::{self, Reloader};
 use crate::server::{self, Limits};
 use crate::snapshot::{SharedSnapshot, Snapshot};
@@ -46,17 +47,36 @@ pub struct Running {
     stop_admin: watch::Sender<bool>,
     proxy_task: JoinHandle<()>,
     admin_task: Option<JoinHandle<()>>,
+    /// Upgraded (WebSocket) connections, which outlive their HTTP connection.
+    tunnels: Arc<Tunnels>,
+    shutdown_timeout: Duration,
     _watcher: Option<notify::RecommendedWatcher>,
 }
 
 impl Running {
     /// Graceful stop: `/readyz` turns 503 at once, the listener stops
-    /// accepting, open connections get up to `shutdown_timeout` to finish;
-    /// then the admin API stops.
+    /// accepting, open connections and tunnels get up to `shutdown_timeout`
+    /// to finish; then the admin API stops.
     pub async fn shutdown(mut self) {
+        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
         self.admin.ready.store(false, Ordering::Release);
         let _ = self.stop.send(true);
         let _ = (&mut self.proxy_task).await;
+        if self.tunnels.count() > 0 {
+            info!(
+                tunnels = self.tunnels.count(),
+                "waiting for upgraded connections"
+            );
+            if tokio::time::timeout_at(deadline, self.tunnels.all_closed())
+                .await
+                .is_err()
+            {
+                warn!(
+                    tunnels = self.tunnels.count(),
+                    "shutdown_timeout reached with upgraded connections open"
+                );
+            }
+        }
         let _ = self.stop_admin.send(true);
         if let Some(admin_task) = self.admin_task.take() {
             let _ = admin_task.await;
@@ -82,6 +102,7 @@ pub fn start(launch: Launch) -> std::io::Result<Running> {
         .map(TcpListener::local_addr)
         .transpose()?;
     let limits = Limits::from(&launch.config.server);
+    let shutdown_timeout = launch.config.server.shutdown_timeout;
     let metrics = Arc::new(Metrics::new());
     let snapshot: SharedSnapshot =
         Arc::new(ArcSwap::from_pointee(Snapshot::new(launch.config, None)));
@@ -108,7 +129,8 @@ pub fn start(launch: Launch) -> std::io::Result<Running> {
     let (stop, stopped) = watch::channel(false);
     let (stop_admin, admin_stopped) = watch::channel(false);
     let observer = Arc::new(Telemetry { metrics });
-    let service = crate::proxy_service(snapshot.clone(), Some(observer));
+    let tunnels = Arc::new(Tunnels::default());
+    let service = crate::proxy_service(snapshot.clone(), Some(observer), tunnels.clone());
     let proxy_task = tokio::spawn(server::serve(
         launch.proxy,
         service,
@@ -149,6 +171,8 @@ pub fn start(launch: Launch) -> std::io::Result<Running> {
         stop_admin,
         proxy_task,
         admin_task,
+        tunnels,
+        shutdown_timeout,
         _watcher: watcher,
     })
 }

@@ -36,7 +36,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::body::BoxError;
-use crate::proxy::{Observer, ProxyService};
+use crate::proxy::{Observer, ProxyService, Tunnels};
 use crate::snapshot::SharedSnapshot;
 
 /// The client-facing service stack: sensitive headers kept out of logs,
@@ -45,6 +45,7 @@ use crate::snapshot::SharedSnapshot;
 pub fn proxy_service<B>(
     snapshot: SharedSnapshot,
     observer: Option<Arc<dyn Observer>>,
+    tunnels: Arc<Tunnels>,
 ) -> impl Service<
     Request<B>,
     Response = Response<impl http_body::Body<Data = Bytes, Error = BoxError> + Send + 'static>,
@@ -57,7 +58,7 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let mut proxy = ProxyService::new(snapshot);
+    let mut proxy = ProxyService::new(snapshot).with_tunnels(tunnels);
     if let Some(observer) = observer {
         proxy = proxy.with_observer(observer);
     }

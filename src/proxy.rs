@@ -5,6 +5,7 @@ use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use tokio::sync::Notify;
 use tracing::{debug, warn};
 
 use crate::backend::Backend;
@@ -86,6 +88,7 @@ pub trait Observer: Send + Sync + 'static {
 pub struct ProxyService {
     snapshot: SharedSnapshot,
     observer: Option<Arc<dyn Observer>>,
+    tunnels: Arc<Tunnels>,
     proto: &'static str,
 }
 
@@ -94,8 +97,15 @@ impl ProxyService {
         ProxyService {
             snapshot,
             observer: None,
+            tunnels: Arc::default(),
             proto: "http",
         }
+    }
+
+    /// Counts upgraded connections in `tunnels`, so shutdown can wait for them.
+    pub fn with_tunnels(mut self, tunnels: Arc<Tunnels>) -> ProxyService {
+        self.tunnels = tunnels;
+        self
     }
 
     pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> ProxyService {
@@ -120,11 +130,8 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         // One snapshot per request: a reload mid-request does not affect it.
         let snapshot = self.snapshot.load_full();
-        let observer = self.observer.clone();
-        let proto = self.proto;
-        Box::pin(async move {
-            Ok(handle(snapshot, observer.as_deref(), proto, req.map(body::boxed)).await)
-        })
+        let this = self.clone();
+        Box::pin(async move { Ok(handle(snapshot, &this, req.map(body::boxed)).await) })
     }
 }
 
@@ -138,8 +145,7 @@ struct Routed<'s> {
 
 async fn handle(
     snapshot: Arc<Snapshot>,
-    observer: Option<&dyn Observer>,
-    proto: &'static str,
+    service: &ProxyService,
     mut req: Request<ProxyBody>,
 ) -> Response<ProxyBody> {
     let started = Instant::now();
@@ -156,7 +162,7 @@ async fn handle(
         proxy_error: false,
         started,
     };
-    let outcome = route_and_forward(&snapshot, proto, req, upgrade, &mut exchange).await;
+    let outcome = route_and_forward(&snapshot, service, req, upgrade, &mut exchange).await;
     let mut response = match outcome {
         Ok(response) => response,
         Err(error) => {
@@ -169,7 +175,7 @@ async fn handle(
     if snapshot.config.server.debug_headers {
         add_debug_headers(&snapshot, &exchange, response.headers_mut());
     }
-    if let Some(observer) = observer {
+    if let Some(observer) = &service.observer {
         observer.observe(&snapshot, &exchange, request_id.as_ref());
     }
     response
@@ -194,7 +200,7 @@ fn add_debug_headers(snapshot: &Snapshot, exchange: &Exchange, headers: &mut Hea
 
 async fn route_and_forward(
     snapshot: &Snapshot,
-    proto: &'static str,
+    service: &ProxyService,
     req: Request<ProxyBody>,
     upgrade: Option<OnUpgrade>,
     exchange: &mut Exchange,
@@ -252,7 +258,12 @@ async fn route_and_forward(
     let te_trailers = headers::wants_trailers(&forwarded);
     headers::remove_hop_by_hop(&mut forwarded, upgrade.is_some());
     let client_host = host.clone();
-    headers::set_forwarded(&mut forwarded, client_ip, proto, client_host.as_ref());
+    headers::set_forwarded(
+        &mut forwarded,
+        client_ip,
+        service.proto,
+        client_host.as_ref(),
+    );
     let mut request = Outgoing {
         method: parts.method,
         path: &path,
@@ -281,7 +292,7 @@ async fn route_and_forward(
                 .await?
         }
     };
-    Ok(finish_response(response, upgrade))
+    Ok(finish_response(response, upgrade, &service.tunnels))
 }
 
 /// The path sent upstream: new gets the route's `rewrite` applied.
@@ -441,18 +452,66 @@ fn caused_by_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
 fn finish_response(
     mut response: Response<hyper::body::Incoming>,
     client_upgrade: Option<OnUpgrade>,
+    tunnels: &Arc<Tunnels>,
 ) -> Response<ProxyBody> {
     let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
     match client_upgrade {
         Some(client_upgrade) if switching => {
             let backend_upgrade = hyper::upgrade::on(&mut response);
-            tokio::spawn(tunnel(client_upgrade, backend_upgrade));
+            let open = tunnels.open();
+            tokio::spawn(async move {
+                tunnel(client_upgrade, backend_upgrade).await;
+                drop(open);
+            });
             headers::remove_hop_by_hop(response.headers_mut(), true);
         }
         _ => headers::remove_hop_by_hop(response.headers_mut(), false),
     }
     headers::remove_debug_headers(response.headers_mut());
     response.map(body::boxed)
+}
+
+/// The upgraded connections being tunnelled; shutdown waits for them.
+#[derive(Debug, Default)]
+pub struct Tunnels {
+    open: AtomicUsize,
+    closed: Notify,
+}
+
+/// One open tunnel; dropping it closes the count.
+struct OpenTunnel(Arc<Tunnels>);
+
+impl Drop for OpenTunnel {
+    fn drop(&mut self) {
+        if self.0.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.closed.notify_waiters();
+        }
+    }
+}
+
+impl Tunnels {
+    fn open(self: &Arc<Self>) -> OpenTunnel {
+        self.open.fetch_add(1, Ordering::AcqRel);
+        OpenTunnel(self.clone())
+    }
+
+    /// How many tunnels are open now.
+    pub fn count(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// Completes once no tunnel is open.
+    pub async fn all_closed(&self) {
+        loop {
+            let closed = self.closed.notified();
+            tokio::pin!(closed);
+            closed.as_mut().enable();
+            if self.count() == 0 {
+                return;
+            }
+            closed.await;
+        }
+    }
 }
 
 /// Copies bytes both ways between an upgraded client and backend connection.
