@@ -4,13 +4,15 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use http::HeaderValue;
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 use tracing::info;
 
@@ -59,7 +61,7 @@ struct RouteLabels {
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
-    durations: Family<RouteBackendLabels, Histogram>,
+    durations: Family<RouteBackendLabels, Latency>,
     fallbacks: Family<FallbackLabels, Counter>,
     reloads: Family<ResultLabels, Counter>,
     new_weight: Family<RouteLabels, Gauge<f64, AtomicU64>>,
@@ -87,9 +89,7 @@ impl Metrics {
             "Requests answered, by route, the backend whose answer the client got, and status code",
             requests.clone(),
         );
-        let durations = Family::<RouteBackendLabels, Histogram>::new_with_constructor(
-            duration_histogram as fn() -> Histogram,
-        );
+        let durations = Family::<RouteBackendLabels, Latency>::default();
         registry.register(
             "strangler_request_duration_seconds",
             "Time from request received to response head sent",
@@ -179,7 +179,7 @@ impl Metrics {
                 route: route.clone(),
                 backend,
             })
-            .observe(exchange.started.elapsed().as_secs_f64());
+            .observe(exchange.started.elapsed());
         if let Some(reason) = exchange.fallback {
             self.fallbacks
                 .get_or_create(&FallbackLabels {
@@ -191,8 +191,58 @@ impl Metrics {
     }
 }
 
-fn duration_histogram() -> Histogram {
-    Histogram::new(DURATION_BUCKETS)
+/// A latency histogram over [`DURATION_BUCKETS`] updated with atomics only:
+/// prometheus-client's own `Histogram` takes a write lock per observation,
+/// which every request of a route would contend on.
+#[derive(Clone, Debug, Default)]
+pub struct Latency(Arc<LatencyCells>);
+
+#[derive(Debug, Default)]
+struct LatencyCells {
+    /// Per bucket (not cumulative); the last one is `+Inf`.
+    buckets: [AtomicU64; DURATION_BUCKETS.len() + 1],
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
+}
+
+impl Latency {
+    pub fn observe(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        let bucket = DURATION_BUCKETS
+            .iter()
+            .position(|&bound| seconds <= bound)
+            .unwrap_or(DURATION_BUCKETS.len());
+        let cells = &self.0;
+        cells.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        cells.count.fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        cells.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+}
+
+impl TypedMetric for Latency {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for Latency {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let cells = &self.0;
+        let buckets: Vec<(f64, u64)> = DURATION_BUCKETS
+            .iter()
+            .copied()
+            .chain(std::iter::once(f64::MAX))
+            .zip(&cells.buckets)
+            .map(|(bound, n)| (bound, n.load(Ordering::Relaxed)))
+            .collect();
+        // The count is the buckets' total, so a scrape is self-consistent.
+        let count = buckets.iter().map(|(_, n)| n).sum();
+        let sum = cells.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
 }
 
 /// Per-route request counts for `/routes`: lock-free, kept across reloads for
@@ -245,5 +295,28 @@ impl Observer for Telemetry {
             fallback = exchange.fallback.map(|r| r.label()),
             request_id = request_id.and_then(|v| v.to_str().ok()),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_histogram_encodes_cumulative_buckets() {
+        let latency = Latency::default();
+        latency.observe(Duration::from_micros(300));
+        latency.observe(Duration::from_millis(3));
+        latency.observe(Duration::from_secs(100));
+        let mut registry = Registry::default();
+        registry.register("t_seconds", "test", latency);
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
+        assert!(out.contains("t_seconds_bucket{le=\"0.0005\"} 1\n"), "{out}");
+        assert!(out.contains("t_seconds_bucket{le=\"0.005\"} 2\n"), "{out}");
+        assert!(out.contains("t_seconds_bucket{le=\"60.0\"} 2\n"), "{out}");
+        assert!(out.contains("t_seconds_bucket{le=\"+Inf\"} 3\n"), "{out}");
+        assert!(out.contains("t_seconds_count 3\n"), "{out}");
+        assert!(out.contains("t_seconds_sum 100.0033\n"), "{out}");
     }
 }

@@ -4,18 +4,20 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
-use http::{Response, StatusCode};
 use http_body_util::Full;
 use serde_json::{Value, json};
-use strangler::body as pbody;
-use support::{Answer, TestBackend, TestProxy, config_with, get, request, send};
+use support::{
+    Answer, Binary, TestBackend, TestProxy, backends_with, config_with, config_with_server, get,
+    request, send,
+};
 
 async fn post(url: &str) -> Answer {
-    send(request("POST", url).body(Full::default()).unwrap()).await
+    ask("POST", url, None).await
 }
 
-async fn get_with(url: &str, authorization: Option<&str>) -> Answer {
-    let mut builder = request("GET", url);
+/// `method url`, with `authorization` when given.
+async fn ask(method: &str, url: &str, authorization: Option<&str>) -> Answer {
+    let mut builder = request(method, url);
     if let Some(value) = authorization {
         builder = builder.header("authorization", value);
     }
@@ -406,34 +408,22 @@ fn the_parser_reads_what_prometheus_writes() {
     );
 }
 
-/// A legacy backend answering 404 under `/missing`, else 200.
-async fn legacy_with_404() -> TestBackend {
-    TestBackend::with_handler("legacy", |seen| {
-        let missing = seen.uri.starts_with("/missing");
-        async move {
-            let mut response = Response::new(pbody::full("legacy"));
-            if missing {
-                *response.status_mut() = StatusCode::NOT_FOUND;
-            }
-            response
-        }
+/// A backend named and answering `name`: `status` under `prefix`, else 200.
+async fn failing_under(name: &str, prefix: &'static str, status: u16) -> TestBackend {
+    TestBackend::answering(name, name.to_owned(), move |uri| {
+        if uri.starts_with(prefix) { status } else { 200 }
     })
     .await
 }
 
+/// A legacy backend answering 404 under `/missing`, else 200.
+async fn legacy_with_404() -> TestBackend {
+    failing_under("legacy", "/missing", 404).await
+}
+
 /// A new backend answering 503 under `/fb`, else 200.
 async fn new_with_503() -> TestBackend {
-    TestBackend::with_handler("new", |seen| {
-        let failing = seen.uri.starts_with("/fb");
-        async move {
-            let mut response = Response::new(pbody::full("new"));
-            if failing {
-                *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-            }
-            response
-        }
-    })
-    .await
+    failing_under("new", "/fb", 503).await
 }
 
 fn metrics_routes(old_weight: &str) -> String {
@@ -466,8 +456,9 @@ on_status = [503]
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_families_labels_and_counts() {
+/// [`legacy_with_404`], [`new_with_503`] and a proxy on [`metrics_routes`]
+/// with the old route at weight 0.
+async fn metrics_setup() -> (TestBackend, TestBackend, TestProxy) {
     let legacy = legacy_with_404().await;
     let new = new_with_503().await;
     let proxy = TestProxy::start(&config_with(
@@ -476,6 +467,12 @@ async fn metrics_families_labels_and_counts() {
         &metrics_routes("0"),
     ))
     .await;
+    (legacy, new, proxy)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_families_labels_and_counts() {
+    let (_legacy, _new, proxy) = metrics_setup().await;
 
     // Before any request: every reload result exists, at 0.
     let before = metrics(proxy.admin).await;
@@ -634,14 +631,7 @@ async fn metrics_families_labels_and_counts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weight_gauge_follows_a_reload() {
-    let legacy = legacy_with_404().await;
-    let new = new_with_503().await;
-    let proxy = TestProxy::start(&config_with(
-        &legacy.url(),
-        &new.url(),
-        &metrics_routes("0"),
-    ))
-    .await;
+    let (legacy, new, proxy) = metrics_setup().await;
     let weight = |samples: &[Sample], route| {
         value(samples, "strangler_route_new_weight", &[("route", route)])
     };
@@ -688,22 +678,6 @@ async fn weight_gauge_follows_a_reload() {
 
 // === token ===
 
-/// A loopback port nothing listens on (bound, read, released).
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-/// A `strangler run` child, killed on every exit path.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// The token test runs the real binary: setting an env var in this process
 /// would need `unsafe`, which the crate forbids.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -712,47 +686,11 @@ async fn admin_token_guards_everything_but_health() {
     let token = "s3cret-token";
     let legacy = TestBackend::start("legacy").await;
     let new = TestBackend::start("new").await;
-    let admin_port = free_port();
-    let text = config_with(&legacy.url(), &new.url(), "").replacen(
-        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n",
-        &format!(
-            "[server]\nlisten = \"127.0.0.1:{}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\nadmin_token_env = \"{var}\"\n",
-            free_port()
-        ),
-        1,
-    );
-    assert!(text.contains(&var));
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("strangler.toml");
-    std::fs::write(&path, &text).unwrap();
-    let mut child = Child(
-        std::process::Command::new(env!("CARGO_BIN_EXE_strangler"))
-            .args(["run", "-c"])
-            .arg(&path)
-            .env(&var, token)
-            .env("RUST_LOG", "warn")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let admin = format!("http://127.0.0.1:{admin_port}");
-    let url = |path: &str| format!("{admin}{path}");
-    support::eventually(support::DEADLINE, "the proxy is ready", || {
-        if let Ok(Some(status)) = child.0.try_wait() {
-            panic!("strangler exited with {status}");
-        }
-        let url = url("/readyz");
-        async move {
-            let request = http::Request::get(url).body(Full::default()).unwrap();
-            matches!(
-                tokio::time::timeout(support::DEADLINE, support::client().request(request)).await,
-                Ok(Ok(response)) if response.status() == 200
-            )
-        }
-    })
-    .await;
+    let server = format!("admin_token_env = \"{var}\"");
+    let backends = backends_with(&legacy.url(), &new.url(), "");
+    let mut proxy = Binary::start_with_env(&server, &backends, &[(&var, token)]).await;
+    assert!(proxy.text.contains(&var));
+    let url = |path: &str| proxy.admin_url(path);
 
     let guarded = [
         ("GET", "/config"),
@@ -772,39 +710,29 @@ async fn admin_token_guards_everything_but_health() {
     ];
     for (method, path) in guarded {
         for authorization in wrong {
-            let mut builder = request(method, &url(path));
-            if let Some(value) = authorization {
-                builder = builder.header("authorization", value);
-            }
-            let answer = send(builder.body(Full::default()).unwrap()).await;
+            let answer = ask(method, &url(path), authorization).await;
             assert_eq!(answer.status, 401, "{method} {path} with {authorization:?}");
             assert!(answer.json()["error"].is_string());
         }
-        let answer = send(
-            request(method, &url(path))
-                .header("authorization", &bearer)
-                .body(Full::default())
-                .unwrap(),
-        )
-        .await;
+        let answer = ask(method, &url(path), Some(&bearer)).await;
         assert_eq!(answer.status, 200, "{method} {path}: {}", answer.text());
     }
     // The unauthorised POSTs /reload did not reload; the authorised one did.
-    let config = get_with(&url("/config"), Some(&bearer)).await.json();
+    let config = ask("GET", &url("/config"), Some(&bearer)).await.json();
     assert_eq!(config["generation"], 2);
 
     for path in ["/healthz", "/readyz"] {
         assert_eq!(get(&url(path)).await.status, 200, "{path}");
         assert_eq!(
-            get_with(&url(path), Some("Bearer wrong")).await.status,
+            ask("GET", &url(path), Some("Bearer wrong")).await.status,
             200,
             "{path}"
         );
     }
     // An unknown path does not reveal itself without the token.
     assert_eq!(get(&url("/nope")).await.status, 401);
-    assert_eq!(get_with(&url("/nope"), Some(&bearer)).await.status, 404);
-    assert!(child.0.try_wait().unwrap().is_none());
+    assert_eq!(ask("GET", &url("/nope"), Some(&bearer)).await.status, 404);
+    assert!(proxy.exited().is_none());
 }
 
 /// Without the variable set, the admin API is open even though
@@ -815,11 +743,8 @@ async fn admin_token_env_unset_leaves_the_api_open() {
     let new = TestBackend::start("new").await;
     let var = format!("STRANGLER_TEST_TOKEN_UNSET_{}", std::process::id());
     assert!(std::env::var_os(&var).is_none());
-    let text = config_with(&legacy.url(), &new.url(), "").replacen(
-        "[server]\n",
-        &format!("[server]\nadmin_token_env = \"{var}\"\n"),
-        1,
-    );
+    let server = format!("admin_token_env = \"{var}\"");
+    let text = config_with_server(&server, &legacy.url(), &new.url(), "");
     let proxy = TestProxy::start(&text).await;
     assert_eq!(get(&proxy.admin_url("/config")).await.status, 200);
     assert_eq!(post(&proxy.admin_url("/reload")).await.status, 200);

@@ -3,10 +3,10 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{get, request, send};
+use support::{Killed, get, get_with};
 
 const BIN: &str = env!("CARGO_BIN_EXE_strangler");
 
@@ -163,16 +163,6 @@ fn explain_rejects_bad_arguments() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("Name: value"));
 }
 
-/// A child process killed on drop, whatever happens in the test.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts `strangler demo` on free ports and returns the proxy's base URL.
 fn start_demo() -> (Killed, String) {
     let mut child = Command::new(BIN)
@@ -223,13 +213,7 @@ async fn demo_does_what_it_announces() {
             "legacy"
         };
         for _ in 0..3 {
-            let answer = send(
-                request("GET", &format!("{base}/api/users/me"))
-                    .header("x-user-id", user)
-                    .body(Default::default())
-                    .unwrap(),
-            )
-            .await;
+            let answer = get_with(&format!("{base}/api/users/me"), &[("x-user-id", user)]).await;
             assert_eq!(answer.json()["name"], expected, "user {user}");
         }
     }

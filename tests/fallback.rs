@@ -7,15 +7,13 @@ mod support;
 use std::convert::Infallible;
 
 use bytes::Bytes;
-use http::{Response, StatusCode};
 use http_body::Frame;
-use http_body_util::{BodyExt, Full, StreamBody};
+use http_body_util::{Full, StreamBody};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use strangler::body as pbody;
 use support::{
-    Answer, DEADLINE, TestBackend, TestProxy, config_with, dead_addr, get, request, send,
-    sha256_hex,
+    Answer, Seen, TestBackend, TestProxy, assert_proxy_error, config_with, dead_addr, get,
+    get_with, request, send, send_with, sha256_hex,
 };
 
 // === helpers ===
@@ -30,10 +28,14 @@ fn random_body(len: usize, seed: u64) -> Vec<u8> {
 
 /// A backend answering `status` with `body` to every request.
 async fn answering(name: &str, status: u16, body: &'static str) -> TestBackend {
-    TestBackend::with_handler(name, move |_| async move {
-        let mut response = Response::new(pbody::full(body));
-        *response.status_mut() = StatusCode::from_u16(status).unwrap();
-        response
+    TestBackend::answering(name, body, move |_| status).await
+}
+
+/// A new backend answering "NEW-FAILED" with the status named by the last
+/// path segment.
+async fn new_failing_as_the_path_says() -> TestBackend {
+    TestBackend::answering("new", "NEW-FAILED", |uri| {
+        uri.rsplit('/').next().unwrap().parse().unwrap()
     })
     .await
 }
@@ -54,8 +56,22 @@ fn one_route(name: &str, fallback: &str) -> String {
     format!("[[routes]]\nname = \"{name}\"\npath = \"/api\"\nweight = 100\n{table}\n")
 }
 
-/// Like [`config_with`], with new's `timeout` set to `new_timeout`.
-fn config_new_timeout(legacy: &str, new: &str, new_timeout: &str, rest: &str) -> String {
+/// Like [`config_with`], with each backend's `timeout` as given (empty: the
+/// default).
+fn config_timeouts(
+    legacy: &str,
+    legacy_timeout: &str,
+    new: &str,
+    new_timeout: &str,
+    rest: &str,
+) -> String {
+    let timeout = |t: &str| {
+        if t.is_empty() {
+            String::new()
+        } else {
+            format!("timeout = \"{t}\"\n")
+        }
+    };
     format!(
         r#"
 [server]
@@ -64,14 +80,27 @@ admin_listen = "127.0.0.1:0"
 
 [backends.legacy]
 url = "{legacy}"
-
+{}
 [backends.new]
 url = "{new}"
-timeout = "{new_timeout}"
-
+{}
 {rest}
-"#
+"#,
+        timeout(legacy_timeout),
+        timeout(new_timeout)
     )
+}
+
+/// A proxy in front of `legacy` and `new` with the route `api` of
+/// [`one_route`] and its `fallback`.
+async fn api_proxy(legacy: &str, new: &str, fallback: &str) -> TestProxy {
+    TestProxy::start(&config_with(legacy, new, &one_route("api", fallback))).await
+}
+
+/// Like [`api_proxy`], with new's timeout at 300ms, for a silent new.
+async fn api_proxy_new_timeout(legacy: &str, new: &str, fallback: &str) -> TestProxy {
+    let route = one_route("api", fallback);
+    TestProxy::start(&config_timeouts(legacy, "", new, "300ms", &route)).await
 }
 
 /// `method url` with `body`, declaring its Content-Length.
@@ -93,38 +122,31 @@ async fn send_chunked(method: &str, url: &str, body: &[u8], chunk: usize) -> Ans
         .collect();
     let body = StreamBody::new(futures_util::stream::iter(frames));
     let client = Client::builder(TokioExecutor::new()).build_http();
-    let request = request(method, url).body(body).unwrap();
-    let response = tokio::time::timeout(DEADLINE, client.request(request))
-        .await
-        .expect("request timed out")
-        .expect("request failed");
-    let (parts, body) = response.into_parts();
-    let body = tokio::time::timeout(DEADLINE, body.collect())
-        .await
-        .expect("body timed out")
-        .expect("body failed")
-        .to_bytes();
-    Answer {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    }
+    send_with(&client, request(method, url).body(body).unwrap()).await
 }
 
-/// Asserts `answer` is an error made by the proxy: `status`, a JSON body
-/// `{"error", "request_id"}` whose id is the response's `x-request-id`.
-fn assert_proxy_error(answer: &Answer, status: u16) {
+/// Asserts `answer` is new's own answer, passed through: `status` with
+/// `body`, and no fallback.
+fn assert_not_replayed(answer: &Answer, status: u16, body: &str) {
     assert_eq!(answer.status, status, "body: {}", answer.text());
-    let json = answer.json();
-    assert!(
-        json["error"].as_str().is_some_and(|e| !e.is_empty()),
-        "error message missing: {json}"
-    );
-    let id = answer
-        .header("x-request-id")
-        .expect("x-request-id on an error");
-    assert!(!id.is_empty());
-    assert_eq!(json["request_id"], id, "request_id must echo x-request-id");
+    assert_eq!(answer.text(), body);
+    assert_eq!(answer.header("x-strangler-backend"), Some("new"));
+    assert_eq!(answer.header("x-strangler-fallback"), None);
+}
+
+/// Asserts `answer` is the test backend `legacy`'s 200, replayed after a
+/// failure for `reason`.
+fn assert_replayed(answer: &Answer, legacy: &str, reason: &str) {
+    assert_eq!(answer.status, 200, "body: {}", answer.text());
+    assert_eq!(answer.text(), legacy);
+    assert_eq!(answer.header("x-strangler-backend"), Some(legacy));
+    assert_eq!(answer.header("x-strangler-fallback"), Some(reason));
+}
+
+/// Asserts a backend saw exactly `body`.
+fn assert_body(seen: &Seen, body: &[u8]) {
+    assert_eq!(seen.body_len, body.len());
+    assert_eq!(seen.body_sha256, sha256_hex(body));
 }
 
 /// The value of the sample `name{labels}` in Prometheus text, if present.
@@ -141,32 +163,21 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
 async fn put_failing_with_503_is_replayed_to_legacy_with_the_same_body() {
     let legacy = TestBackend::start("legacy").await;
     let new = answering("new", 503, "NEW-FAILED").await;
-    let proxy = TestProxy::start(&config_with(
-        &legacy.url(),
-        &new.url(),
-        &one_route("api", ""),
-    ))
-    .await;
+    let proxy = api_proxy(&legacy.url(), &new.url(), "").await;
     let body = random_body(100 * 1024, 1);
-    let sent = sha256_hex(&body);
 
     let answer = send_body("PUT", &proxy.url("/api/items/7?x=1"), &body).await;
 
-    assert_eq!(answer.status, 200);
-    assert_eq!(answer.text(), "legacy");
+    assert_replayed(&answer, "legacy", "status-503");
     assert!(!answer.text().contains("NEW-FAILED"));
-    assert_eq!(answer.header("x-strangler-backend"), Some("legacy"));
-    assert_eq!(answer.header("x-strangler-fallback"), Some("status-503"));
     assert_eq!(answer.header("x-strangler-route"), Some("api"));
     assert_eq!(new.count(), 1);
     assert_eq!(legacy.count(), 1);
     let (to_new, to_legacy) = (new.last(), legacy.last());
-    assert_eq!(to_new.body_len, body.len());
-    assert_eq!(to_new.body_sha256, sent);
+    assert_body(&to_new, &body);
     assert_eq!(to_legacy.method, "PUT");
     assert_eq!(to_legacy.uri, "/api/items/7?x=1");
-    assert_eq!(to_legacy.body_len, body.len());
-    assert_eq!(to_legacy.body_sha256, sent);
+    assert_body(&to_legacy, &body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,19 +199,11 @@ async fn a_replay_goes_to_legacy_without_the_rewrite() {
 async fn post_failing_with_503_is_not_replayed_by_default() {
     let legacy = TestBackend::start("legacy").await;
     let new = answering("new", 503, "NEW-FAILED").await;
-    let proxy = TestProxy::start(&config_with(
-        &legacy.url(),
-        &new.url(),
-        &one_route("api", ""),
-    ))
-    .await;
+    let proxy = api_proxy(&legacy.url(), &new.url(), "").await;
 
     let answer = send_body("POST", &proxy.url("/api/orders"), b"order").await;
 
-    assert_eq!(answer.status, 503);
-    assert_eq!(answer.text(), "NEW-FAILED");
-    assert_eq!(answer.header("x-strangler-backend"), Some("new"));
-    assert_eq!(answer.header("x-strangler-fallback"), None);
+    assert_not_replayed(&answer, 503, "NEW-FAILED");
     assert_eq!(new.count(), 1);
     assert_eq!(legacy.count(), 0);
 }
@@ -209,45 +212,32 @@ async fn post_failing_with_503_is_not_replayed_by_default() {
 async fn post_failing_with_503_is_replayed_when_every_method_is() {
     let legacy = TestBackend::start("legacy").await;
     let new = answering("new", 503, "NEW-FAILED").await;
-    let proxy = TestProxy::start(&config_with(
-        &legacy.url(),
-        &new.url(),
-        &one_route("api", "replay_methods = [\"*\"]"),
-    ))
-    .await;
+    let proxy = api_proxy(&legacy.url(), &new.url(), "replay_methods = [\"*\"]").await;
     let body = random_body(20 * 1024, 2);
 
     let answer = send_body("POST", &proxy.url("/api/orders"), &body).await;
 
-    assert_eq!(answer.status, 200);
-    assert_eq!(answer.text(), "legacy");
-    assert_eq!(answer.header("x-strangler-backend"), Some("legacy"));
-    assert_eq!(answer.header("x-strangler-fallback"), Some("status-503"));
+    assert_replayed(&answer, "legacy", "status-503");
     assert_eq!(legacy.count(), 1);
     assert_eq!(legacy.last().method, "POST");
-    assert_eq!(legacy.last().body_sha256, sha256_hex(&body));
-    assert_eq!(new.last().body_sha256, sha256_hex(&body));
+    assert_body(&legacy.last(), &body);
+    assert_body(&new.last(), &body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_to_an_unreachable_new_is_replayed_by_default() {
     let legacy = TestBackend::start("legacy").await;
     let new_url = format!("http://{}", dead_addr().await);
-    let proxy =
-        TestProxy::start(&config_with(&legacy.url(), &new_url, &one_route("api", ""))).await;
+    let proxy = api_proxy(&legacy.url(), &new_url, "").await;
     let body = random_body(30 * 1024, 3);
 
     let answer = send_body("POST", &proxy.url("/api/orders"), &body).await;
 
-    assert_eq!(answer.status, 200);
-    assert_eq!(answer.text(), "legacy");
-    assert_eq!(answer.header("x-strangler-backend"), Some("legacy"));
-    assert_eq!(answer.header("x-strangler-fallback"), Some("connect"));
+    assert_replayed(&answer, "legacy", "connect");
     assert_eq!(legacy.count(), 1);
     let seen = legacy.last();
     assert_eq!(seen.method, "POST");
-    assert_eq!(seen.body_len, body.len());
-    assert_eq!(seen.body_sha256, sha256_hex(&body));
+    assert_body(&seen, &body);
 }
 
 // === timeout ===
@@ -256,20 +246,11 @@ async fn post_to_an_unreachable_new_is_replayed_by_default() {
 async fn get_to_a_new_that_times_out_is_replayed() {
     let legacy = TestBackend::start("legacy").await;
     let new = silent("new").await;
-    let proxy = TestProxy::start(&config_new_timeout(
-        &legacy.url(),
-        &new.url(),
-        "300ms",
-        &one_route("api", ""),
-    ))
-    .await;
+    let proxy = api_proxy_new_timeout(&legacy.url(), &new.url(), "").await;
 
     let answer = get(&proxy.url("/api/slow")).await;
 
-    assert_eq!(answer.status, 200);
-    assert_eq!(answer.text(), "legacy");
-    assert_eq!(answer.header("x-strangler-backend"), Some("legacy"));
-    assert_eq!(answer.header("x-strangler-fallback"), Some("timeout"));
+    assert_replayed(&answer, "legacy", "timeout");
     assert_eq!(new.count(), 1);
     assert_eq!(legacy.count(), 1);
 }
@@ -278,13 +259,7 @@ async fn get_to_a_new_that_times_out_is_replayed() {
 async fn post_to_a_new_that_times_out_is_not_replayed() {
     let legacy = TestBackend::start("legacy").await;
     let new = silent("new").await;
-    let proxy = TestProxy::start(&config_new_timeout(
-        &legacy.url(),
-        &new.url(),
-        "300ms",
-        &one_route("api", ""),
-    ))
-    .await;
+    let proxy = api_proxy_new_timeout(&legacy.url(), &new.url(), "").await;
 
     let answer = send_body("POST", &proxy.url("/api/slow"), b"charge the card").await;
 
@@ -299,34 +274,15 @@ async fn post_to_a_new_that_times_out_is_not_replayed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_statuses_in_on_status_fall_back() {
     let legacy = TestBackend::start("legacy").await;
-    // new answers the status named by the last path segment.
-    let new = TestBackend::with_handler("new", |seen| {
-        let status = seen.uri.rsplit('/').next().unwrap().parse().unwrap();
-        async move {
-            let mut response = Response::new(pbody::full("NEW-FAILED"));
-            *response.status_mut() = StatusCode::from_u16(status).unwrap();
-            response
-        }
-    })
-    .await;
-    let proxy = TestProxy::start(&config_with(
-        &legacy.url(),
-        &new.url(),
-        &one_route("api", "on_status = [500]"),
-    ))
-    .await;
+    let new = new_failing_as_the_path_says().await;
+    let proxy = api_proxy(&legacy.url(), &new.url(), "on_status = [500]").await;
 
     let passed = get(&proxy.url("/api/503")).await;
-    assert_eq!(passed.status, 503);
-    assert_eq!(passed.text(), "NEW-FAILED");
-    assert_eq!(passed.header("x-strangler-backend"), Some("new"));
-    assert_eq!(passed.header("x-strangler-fallback"), None);
+    assert_not_replayed(&passed, 503, "NEW-FAILED");
     assert_eq!(legacy.count(), 0);
 
     let replayed = get(&proxy.url("/api/500")).await;
-    assert_eq!(replayed.status, 200);
-    assert_eq!(replayed.text(), "legacy");
-    assert_eq!(replayed.header("x-strangler-fallback"), Some("status-500"));
+    assert_replayed(&replayed, "legacy", "status-500");
     assert_eq!(legacy.count(), 1);
 }
 
@@ -334,25 +290,14 @@ async fn only_statuses_in_on_status_fall_back() {
 async fn without_on_connect_error_an_unreachable_new_is_a_502() {
     let legacy = TestBackend::start("legacy").await;
     let new_url = format!("http://{}", dead_addr().await);
-    let proxy = TestProxy::start(&config_with(
-        &legacy.url(),
-        &new_url,
-        &one_route("api", "on_connect_error = false"),
-    ))
-    .await;
+    let proxy = api_proxy(&legacy.url(), &new_url, "on_connect_error = false").await;
 
     let answer = get(&proxy.url("/api/x")).await;
     assert_proxy_error(&answer, 502);
     assert_eq!(answer.header("x-strangler-fallback"), None);
 
     // A request id sent by the client is the one in the error body.
-    let answer = send(
-        request("GET", &proxy.url("/api/x"))
-            .header("x-request-id", "req-fallback-1")
-            .body(Full::default())
-            .unwrap(),
-    )
-    .await;
+    let answer = get_with(&proxy.url("/api/x"), &[("x-request-id", "req-fallback-1")]).await;
     assert_proxy_error(&answer, 502);
     assert_eq!(answer.json()["request_id"], "req-fallback-1");
     assert_eq!(legacy.count(), 0);
@@ -362,13 +307,7 @@ async fn without_on_connect_error_an_unreachable_new_is_a_502() {
 async fn without_on_timeout_a_silent_new_is_a_504() {
     let legacy = TestBackend::start("legacy").await;
     let new = silent("new").await;
-    let proxy = TestProxy::start(&config_new_timeout(
-        &legacy.url(),
-        &new.url(),
-        "300ms",
-        &one_route("api", "on_timeout = false"),
-    ))
-    .await;
+    let proxy = api_proxy_new_timeout(&legacy.url(), &new.url(), "on_timeout = false").await;
 
     let answer = get(&proxy.url("/api/slow")).await;
 
@@ -384,29 +323,21 @@ async fn a_disabled_fallback_never_replays() {
     let failing = answering("new", 503, "NEW-FAILED").await;
     let silent_new = silent("new").await;
     let dead = format!("http://{}", dead_addr().await);
-    let route = one_route("api", "enabled = false");
+    let disabled = "enabled = false";
 
-    let proxy = TestProxy::start(&config_with(&legacy.url(), &dead, &route)).await;
+    let proxy = api_proxy(&legacy.url(), &dead, disabled).await;
     let answer = get(&proxy.url("/api/x")).await;
     assert_proxy_error(&answer, 502);
     assert_eq!(answer.header("x-strangler-fallback"), None);
 
-    let proxy = TestProxy::start(&config_new_timeout(
-        &legacy.url(),
-        &silent_new.url(),
-        "300ms",
-        &route,
-    ))
-    .await;
+    let proxy = api_proxy_new_timeout(&legacy.url(), &silent_new.url(), disabled).await;
     let answer = get(&proxy.url("/api/x")).await;
     assert_proxy_error(&answer, 504);
     assert_eq!(answer.header("x-strangler-fallback"), None);
 
-    let proxy = TestProxy::start(&config_with(&legacy.url(), &failing.url(), &route)).await;
+    let proxy = api_proxy(&legacy.url(), &failing.url(), disabled).await;
     let answer = get(&proxy.url("/api/x")).await;
-    assert_eq!(answer.status, 503);
-    assert_eq!(answer.text(), "NEW-FAILED");
-    assert_eq!(answer.header("x-strangler-fallback"), None);
+    assert_not_replayed(&answer, 503, "NEW-FAILED");
 
     assert_eq!(legacy.count(), 0);
 }
@@ -417,36 +348,22 @@ async fn a_disabled_fallback_never_replays() {
 async fn a_body_over_max_body_with_content_length_streams_and_is_not_replayed() {
     let legacy = TestBackend::start("legacy").await;
     let new = answering("new", 503, "NEW-FAILED").await;
-    let proxy = TestProxy::start(&config_with(
-        &legacy.url(),
-        &new.url(),
-        &one_route("api", "max_body = \"1KiB\""),
-    ))
-    .await;
+    let proxy = api_proxy(&legacy.url(), &new.url(), "max_body = \"1KiB\"").await;
     let body = random_body(8 * 1024, 4);
 
     let answer = send_body("PUT", &proxy.url("/api/blob"), &body).await;
 
-    assert_eq!(answer.status, 503);
-    assert_eq!(answer.text(), "NEW-FAILED");
-    assert_eq!(answer.header("x-strangler-backend"), Some("new"));
-    assert_eq!(answer.header("x-strangler-fallback"), None);
+    assert_not_replayed(&answer, 503, "NEW-FAILED");
     assert_eq!(legacy.count(), 0);
     assert_eq!(new.count(), 1);
-    assert_eq!(new.last().body_len, body.len());
-    assert_eq!(new.last().body_sha256, sha256_hex(&body));
+    assert_body(&new.last(), &body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chunked_body_over_max_body_streams_whole_and_is_not_replayed() {
     let legacy = TestBackend::start("legacy").await;
     let new = answering("new", 503, "NEW-FAILED").await;
-    let proxy = TestProxy::start(&config_with(
-        &legacy.url(),
-        &new.url(),
-        &one_route("api", "max_body = \"1KiB\""),
-    ))
-    .await;
+    let proxy = api_proxy(&legacy.url(), &new.url(), "max_body = \"1KiB\"").await;
     let body = random_body(8 * 1024, 5);
 
     // Chunks that do not divide the limit, so the limit falls inside a chunk.
@@ -456,25 +373,17 @@ async fn a_chunked_body_over_max_body_streams_whole_and_is_not_replayed() {
     let to_new = new.last();
     assert!(!to_new.headers.contains_key("content-length"));
     assert_eq!(to_new.headers["transfer-encoding"], "chunked");
-    assert_eq!(answer.status, 503);
-    assert_eq!(answer.text(), "NEW-FAILED");
-    assert_eq!(answer.header("x-strangler-fallback"), None);
+    assert_not_replayed(&answer, 503, "NEW-FAILED");
     assert_eq!(legacy.count(), 0);
     assert_eq!(new.count(), 1);
-    assert_eq!(new.last().body_len, body.len());
-    assert_eq!(new.last().body_sha256, sha256_hex(&body));
+    assert_body(&new.last(), &body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_of_exactly_max_body_is_held_and_replayed() {
     let legacy = TestBackend::start("legacy").await;
     let new = answering("new", 503, "NEW-FAILED").await;
-    let proxy = TestProxy::start(&config_with(
-        &legacy.url(),
-        &new.url(),
-        &one_route("api", "max_body = \"1KiB\""),
-    ))
-    .await;
+    let proxy = api_proxy(&legacy.url(), &new.url(), "max_body = \"1KiB\"").await;
     let body = random_body(1024, 6);
 
     let with_length = send_body("PUT", &proxy.url("/api/blob"), &body).await;
@@ -495,16 +404,7 @@ async fn a_body_of_exactly_max_body_is_held_and_replayed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route_fallback_keys_override_defaults_key_by_key() {
     let legacy = TestBackend::start("legacy").await;
-    // new answers the status named by the last path segment.
-    let new = TestBackend::with_handler("new", |seen| {
-        let status = seen.uri.rsplit('/').next().unwrap().parse().unwrap();
-        async move {
-            let mut response = Response::new(pbody::full("NEW-FAILED"));
-            *response.status_mut() = StatusCode::from_u16(status).unwrap();
-            response
-        }
-    })
-    .await;
+    let new = new_failing_as_the_path_says().await;
     let rest = r#"
 [defaults.fallback]
 on_status = [502]
@@ -580,12 +480,7 @@ on_status = [503]
 async fn when_legacy_fails_too_the_client_gets_legacys_answer() {
     let legacy = answering("legacy", 500, "LEGACY-FAILED").await;
     let new = answering("new", 503, "NEW-FAILED").await;
-    let proxy = TestProxy::start(&config_with(
-        &legacy.url(),
-        &new.url(),
-        &one_route("api", ""),
-    ))
-    .await;
+    let proxy = api_proxy(&legacy.url(), &new.url(), "").await;
 
     let answer = get(&proxy.url("/api/x")).await;
 
@@ -601,8 +496,7 @@ async fn when_legacy_fails_too_the_client_gets_legacys_answer() {
 async fn when_legacy_is_unreachable_too_the_client_gets_a_502() {
     let new = answering("new", 503, "NEW-FAILED").await;
     let legacy_url = format!("http://{}", dead_addr().await);
-    let proxy =
-        TestProxy::start(&config_with(&legacy_url, &new.url(), &one_route("api", ""))).await;
+    let proxy = api_proxy(&legacy_url, &new.url(), "").await;
 
     let answer = get(&proxy.url("/api/x")).await;
 
@@ -694,25 +588,8 @@ async fn fallbacks_are_counted_in_metrics_and_routes() {
 async fn when_legacy_times_out_too_the_client_gets_a_504() {
     let legacy = silent("legacy").await;
     let new = answering("new", 503, "NEW-FAILED").await;
-    let config = format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-
-[backends.legacy]
-url = "{}"
-timeout = "300ms"
-
-[backends.new]
-url = "{}"
-
-{}
-"#,
-        legacy.url(),
-        new.url(),
-        one_route("api", "")
-    );
+    let route = one_route("api", "");
+    let config = config_timeouts(&legacy.url(), "300ms", &new.url(), "", &route);
     let proxy = TestProxy::start(&config).await;
 
     let answer = get(&proxy.url("/api/x")).await;
@@ -745,10 +622,7 @@ legacy = "old-billing"
 
     let answer = get(&proxy.url("/billing/invoices")).await;
 
-    assert_eq!(answer.status, 200);
-    assert_eq!(answer.text(), "old-billing");
-    assert_eq!(answer.header("x-strangler-backend"), Some("old-billing"));
-    assert_eq!(answer.header("x-strangler-fallback"), Some("status-503"));
+    assert_replayed(&answer, "old-billing", "status-503");
     assert_eq!(old_billing.count(), 1);
     assert_eq!(default_legacy.count(), 0);
 }
@@ -757,12 +631,7 @@ legacy = "old-billing"
 async fn a_body_over_max_body_is_not_replayed_even_on_connect_error() {
     let legacy = TestBackend::start("legacy").await;
     let new_url = format!("http://{}", dead_addr().await);
-    let proxy = TestProxy::start(&config_with(
-        &legacy.url(),
-        &new_url,
-        &one_route("api", "max_body = \"1KiB\""),
-    ))
-    .await;
+    let proxy = api_proxy(&legacy.url(), &new_url, "max_body = \"1KiB\"").await;
     let body = random_body(8 * 1024, 7);
 
     // The body streamed into the failed attempt and is gone: nothing to replay.

@@ -18,7 +18,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use strangler::body::{self as pbody, ProxyBody};
 use support::{
-    Answer, DEADLINE, TestBackend, TestProxy, client, config_with, dead_addr, get, request, send,
+    DEADLINE, TestBackend, TestProxy, assert_proxy_error, client, config_with, dead_addr, get,
+    get_with, request, send,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -28,6 +29,36 @@ use tokio_tungstenite::tungstenite::Message;
 /// A proxy whose `_default` (legacy) is `legacy`.
 async fn proxy_for(legacy: &TestBackend) -> TestProxy {
     TestProxy::start(&config_with(&legacy.url(), &legacy.url(), "")).await
+}
+
+/// A proxy with only a legacy backend at `legacy`: `server` is added to the
+/// `[server]` table, `backend` to `[backends.legacy]`.
+async fn legacy_only_proxy(legacy: &str, server: &str, backend: &str) -> TestProxy {
+    TestProxy::start(&format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+{server}
+
+[backends.legacy]
+url = "{legacy}"
+{backend}
+"#
+    ))
+    .await
+}
+
+/// Sends `GET url` and returns the response as soon as its head is in, its
+/// body unread; `what` says what a missing head means.
+async fn response_head(url: &str, what: &str) -> Response<Incoming> {
+    tokio::time::timeout(
+        DEADLINE,
+        client().request(Request::get(url).body(Full::default()).unwrap()),
+    )
+    .await
+    .expect(what)
+    .unwrap()
 }
 
 /// Writes `bytes` on a fresh connection to `addr` and reads until the proxy
@@ -73,25 +104,6 @@ fn raw_header<'a>(answer: &'a str, name: &str) -> Option<&'a str> {
         let (n, v) = line.split_once(':')?;
         n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
     })
-}
-
-/// Checks a JSON error made by the proxy: the status, the shape, and that its
-/// `request_id` is the one echoed in `x-request-id`.
-fn assert_proxy_error(answer: &Answer, status: u16) {
-    assert_eq!(answer.status, status, "{answer:?}");
-    assert_eq!(answer.header("content-type"), Some("application/json"));
-    let json = answer.json();
-    let object = json.as_object().unwrap();
-    assert_eq!(object.len(), 2, "{json}");
-    assert!(
-        json["error"].as_str().is_some_and(|e| !e.is_empty()),
-        "{json}"
-    );
-    let id = answer
-        .header("x-request-id")
-        .expect("no x-request-id echoed");
-    assert!(!id.is_empty());
-    assert_eq!(json["request_id"], id, "{json}");
 }
 
 /// Asserts the proxy still serves an ordinary request.
@@ -182,13 +194,7 @@ async fn hop_by_hop_response_headers_are_removed() {
         assert!(direct.headers.contains_key(name), "control lacks {name}");
     }
     let proxy = proxy_for(&legacy).await;
-    let answer = send(
-        request("GET", &proxy.url("/hop"))
-            .header("x-end", "request")
-            .body(Full::default())
-            .unwrap(),
-    )
-    .await;
+    let answer = get_with(&proxy.url("/hop"), &[("x-end", "request")]).await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.text(), "legacy");
     for name in ["connection", "x-hop", "keep-alive", "proxy-authenticate"] {
@@ -209,12 +215,12 @@ async fn forwarding_headers_and_request_id() {
     let legacy = TestBackend::start("legacy").await;
     let proxy = proxy_for(&legacy).await;
 
-    let answer = send(
-        request("GET", &proxy.url("/fwd"))
-            .header("host", "front.example:8080")
-            .header("x-forwarded-for", "1.2.3.4")
-            .body(Full::default())
-            .unwrap(),
+    let answer = get_with(
+        &proxy.url("/fwd"),
+        &[
+            ("host", "front.example:8080"),
+            ("x-forwarded-for", "1.2.3.4"),
+        ],
     )
     .await;
     assert_eq!(answer.status, 200);
@@ -241,13 +247,7 @@ async fn forwarding_headers_and_request_id() {
     assert_eq!(answer.header("x-request-id"), Some(other));
 
     // A client's id is passed through and echoed.
-    let answer = send(
-        request("GET", &proxy.url("/fwd"))
-            .header("x-request-id", "req-42")
-            .body(Full::default())
-            .unwrap(),
-    )
-    .await;
+    let answer = get_with(&proxy.url("/fwd"), &[("x-request-id", "req-42")]).await;
     assert_eq!(legacy.last().headers["x-request-id"], "req-42");
     assert_eq!(answer.header("x-request-id"), Some("req-42"));
 }
@@ -255,26 +255,8 @@ async fn forwarding_headers_and_request_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preserve_host_false_sends_the_backend_authority() {
     let legacy = TestBackend::start("legacy").await;
-    let proxy = TestProxy::start(&format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-
-[backends.legacy]
-url = "{}"
-preserve_host = false
-"#,
-        legacy.url()
-    ))
-    .await;
-    let answer = send(
-        request("GET", &proxy.url("/h"))
-            .header("host", "front.example")
-            .body(Full::default())
-            .unwrap(),
-    )
-    .await;
+    let proxy = legacy_only_proxy(&legacy.url(), "", "preserve_host = false").await;
+    let answer = get_with(&proxy.url("/h"), &[("host", "front.example")]).await;
     assert_eq!(answer.status, 200);
     let seen = legacy.last();
     assert_eq!(seen.headers["host"], legacy.addr.to_string());
@@ -287,19 +269,8 @@ preserve_host = false
 const LIMIT: usize = 1024;
 
 async fn limited_proxy(legacy: &TestBackend) -> TestProxy {
-    TestProxy::start(&format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-max_request_body = {LIMIT}
-
-[backends.legacy]
-url = "{}"
-"#,
-        legacy.url()
-    ))
-    .await
+    let server = format!("max_request_body = {LIMIT}");
+    legacy_only_proxy(&legacy.url(), &server, "").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -331,6 +302,23 @@ async fn declared_body_over_the_limit_is_413_without_contacting_the_backend() {
     assert_still_serving(&proxy, &legacy).await;
 }
 
+/// A raw `POST /upload` whose chunked body is `count` times `chunk` (512 bytes).
+fn chunked_upload(chunk: &[u8; 512], count: usize) -> Vec<u8> {
+    let mut raw = b"POST /upload HTTP/1.1\r\n\
+                    Host: front.example\r\n\
+                    Transfer-Encoding: chunked\r\n\
+                    Connection: close\r\n\
+                    \r\n"
+        .to_vec();
+    for _ in 0..count {
+        raw.extend_from_slice(b"200\r\n");
+        raw.extend_from_slice(chunk);
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"0\r\n\r\n");
+    raw
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunked_body_over_the_limit_is_413() {
     let legacy = TestBackend::start("legacy").await;
@@ -338,18 +326,7 @@ async fn chunked_body_over_the_limit_is_413() {
 
     // Four 512-byte chunks, no Content-Length: the limit is found while streaming.
     let chunk = [b'z'; 512];
-    let mut raw = b"POST /upload HTTP/1.1\r\n\
-                    Host: front.example\r\n\
-                    Transfer-Encoding: chunked\r\n\
-                    Connection: close\r\n\
-                    \r\n"
-        .to_vec();
-    for _ in 0..4 {
-        raw.extend_from_slice(b"200\r\n");
-        raw.extend_from_slice(&chunk);
-        raw.extend_from_slice(b"\r\n");
-    }
-    raw.extend_from_slice(b"0\r\n\r\n");
+    let raw = chunked_upload(&chunk, 4);
     let answer = raw_exchange(proxy.addr, &raw).await;
     assert_eq!(raw_status(&answer), 413, "{answer}");
     let body = answer.split_once("\r\n\r\n").unwrap().1;
@@ -372,18 +349,7 @@ async fn chunked_body_over_the_limit_is_413() {
     );
 
     // A chunked body within the limit streams through whole.
-    let mut raw = b"POST /upload HTTP/1.1\r\n\
-                    Host: front.example\r\n\
-                    Transfer-Encoding: chunked\r\n\
-                    Connection: close\r\n\
-                    \r\n"
-        .to_vec();
-    for _ in 0..2 {
-        raw.extend_from_slice(b"200\r\n");
-        raw.extend_from_slice(&chunk);
-        raw.extend_from_slice(b"\r\n");
-    }
-    raw.extend_from_slice(b"0\r\n\r\n");
+    let raw = chunked_upload(&chunk, 2);
     let answer = raw_exchange(proxy.addr, &raw).await;
     assert_eq!(raw_status(&answer), 200, "{answer}");
     assert_eq!(legacy.last().body_len, 1024);
@@ -444,17 +410,11 @@ async fn large_response_streams_with_backpressure() {
     .await;
     let proxy = proxy_for(&legacy).await;
 
-    let response = tokio::time::timeout(
-        DEADLINE,
-        client().request(
-            Request::get(proxy.url("/big"))
-                .body(Full::default())
-                .unwrap(),
-        ),
+    let response = response_head(
+        &proxy.url("/big"),
+        "no response head: the proxy may be buffering the body",
     )
-    .await
-    .expect("no response head: the proxy may be buffering the body")
-    .unwrap();
+    .await;
     assert_eq!(response.status(), 200);
     let mut body = response.into_body();
     let pattern = pattern();
@@ -548,17 +508,11 @@ async fn slow_chunked_response_is_forwarded_chunk_by_chunk() {
     })
     .await;
     let proxy = proxy_for(&legacy).await;
-    let response = tokio::time::timeout(
-        DEADLINE,
-        client().request(
-            Request::get(proxy.url("/slow"))
-                .body(Full::default())
-                .unwrap(),
-        ),
+    let response = response_head(
+        &proxy.url("/slow"),
+        "no response head before the body ended: the proxy buffers",
     )
-    .await
-    .expect("no response head before the body ended: the proxy buffers")
-    .unwrap();
+    .await;
     assert_eq!(response.status(), 200);
     assert!(response.headers().get("content-length").is_none());
     let mut body = response.into_body();
@@ -709,13 +663,7 @@ async fn unreachable_backend_is_502_json() {
     assert_proxy_error(&answer, 502);
     assert_eq!(answer.header("x-strangler-route"), Some("_default"));
 
-    let answer = send(
-        request("GET", &proxy.url("/x"))
-            .header("x-request-id", "client-id-1")
-            .body(Full::default())
-            .unwrap(),
-    )
-    .await;
+    let answer = get_with(&proxy.url("/x"), &[("x-request-id", "client-id-1")]).await;
     assert_proxy_error(&answer, 502);
     assert_eq!(answer.json()["request_id"], "client-id-1");
     assert_eq!(new.count(), 0);
@@ -726,19 +674,7 @@ async fn silent_backend_is_504_json() {
     let legacy =
         TestBackend::with_handler("legacy", |_| std::future::pending::<Response<ProxyBody>>())
             .await;
-    let proxy = TestProxy::start(&format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-
-[backends.legacy]
-url = "{}"
-timeout = "300ms"
-"#,
-        legacy.url()
-    ))
-    .await;
+    let proxy = legacy_only_proxy(&legacy.url(), "", "timeout = \"300ms\"").await;
     let answer = get(&proxy.url("/slow")).await;
     assert_proxy_error(&answer, 504);
     assert_eq!(

@@ -3,11 +3,15 @@
 //! played by a tiny in-process HTTP/1.1 server, so these tests need nothing
 //! else from the proxy.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use support::Killed;
 
 /// No run of `strangler health` may take longer than this (its own timeout is 3s).
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -144,7 +148,7 @@ fn echo_backend_passes_the_health_check() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn strangler echo");
-    let echo = KillOnDrop(echo);
+    let echo = Killed(echo);
     let deadline = Instant::now() + DEADLINE;
     while TcpStream::connect(addr).is_err() {
         assert!(Instant::now() < deadline, "echo never listened on {addr}");
@@ -154,13 +158,4 @@ fn echo_backend_passes_the_health_check() {
     let (status, _) = health(addr);
     assert_eq!(status.code(), Some(0), "{status:?}");
     drop(echo);
-}
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

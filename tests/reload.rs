@@ -5,7 +5,6 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -14,13 +13,11 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Full};
 use serde_json::Value;
-use strangler::app::{self, Launch};
 use strangler::config::version_of;
 use support::{
-    Answer, DEADLINE, TestBackend, TestProxy, client, config_with, eventually, get, request,
-    sha256_hex,
+    Answer, Binary, DEADLINE, TestBackend, TestProxy, backends_with, client, config_with,
+    eventually, free_port, get, request, sha256_hex,
 };
-use tokio::net::TcpListener;
 
 /// What a watched change may take to be serving.
 const SEEN_WITHIN: Duration = Duration::from_secs(2);
@@ -28,18 +25,19 @@ const SEEN_WITHIN: Duration = Duration::from_secs(2);
 /// A config with one route `all` on `/` sending `weight` percent to new.
 /// `comment` makes otherwise equal configs differ in bytes.
 fn weighted(legacy: &str, new: &str, weight: u32, comment: &str) -> String {
-    config_with(
-        legacy,
-        new,
-        &format!(
-            r#"
+    config_with(legacy, new, &all_route(weight, comment))
+}
+
+/// The route of [`weighted`].
+fn all_route(weight: u32, comment: &str) -> String {
+    format!(
+        r#"
 # {comment}
 [[routes]]
 name = "all"
 path = "/"
 weight = {weight}
 "#
-        ),
     )
 }
 
@@ -177,26 +175,6 @@ fn configmap_update(dir: &Path, stamp: &str, text: &str) {
     std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
 }
 
-/// Starts a watching proxy on the config at `path` (which may be a symlink).
-async fn start_at(path: PathBuf, dir: tempfile::TempDir) -> TestProxy {
-    let config = strangler::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    let running = app::start(Launch {
-        config,
-        path: path.clone(),
-        proxy: TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        admin: Some(TcpListener::bind("127.0.0.1:0").await.unwrap()),
-        watch: true,
-    })
-    .unwrap();
-    TestProxy {
-        addr: running.addr,
-        admin: running.admin_addr.unwrap(),
-        running,
-        dir,
-        path,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configmap_symlink_swap_is_seen() {
     let legacy = TestBackend::start("legacy").await;
@@ -204,7 +182,7 @@ async fn configmap_symlink_swap_is_seen() {
     let dir = tempfile::tempdir().unwrap();
     let path = configmap_layout(dir.path(), &weighted(&legacy.url(), &new.url(), 0, "v1"));
     let root = dir.path().to_owned();
-    let proxy = start_at(path, dir).await;
+    let proxy = TestProxy::start_at(path, dir, true).await;
     assert_eq!(served_by(&proxy).await, "legacy");
 
     let text = weighted(&legacy.url(), &new.url(), 100, "v2");
@@ -561,115 +539,19 @@ async fn unchanged_backends_keep_their_pool() {
 
 // === the real binary: SIGHUP and POST /reload ===
 
-/// A loopback port nothing listens on (bound, read, released).
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-/// A `strangler run` child, killed on every exit path.
-struct Proxy {
-    child: Child,
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proxy {
-    fn spawn(config: &Path, log: &Path) -> Proxy {
-        let child = Command::new(env!("CARGO_BIN_EXE_strangler"))
-            .arg("run")
-            .arg("-c")
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .unwrap();
-        Proxy { child }
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -{signal} failed");
-    }
-}
-
-/// `GET url`, or `None` when the connection or request fails.
-async fn try_get(url: &str) -> Option<Answer> {
-    let response = tokio::time::timeout(
-        DEADLINE,
-        client().request(Request::get(url).body(Full::default()).unwrap()),
-    )
-    .await
-    .ok()?
-    .ok()?;
-    let (parts, body) = response.into_parts();
-    let body = body.collect().await.ok()?.to_bytes();
-    Some(Answer {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_and_post_reload_always_reload() {
     let legacy = TestBackend::start("legacy").await;
     let new = TestBackend::start("new").await;
-    let (port, admin_port) = (free_port(), free_port());
-    let text = format!(
-        r#"
-[server]
-listen = "127.0.0.1:{port}"
-admin_listen = "127.0.0.1:{admin_port}"
-
-[backends.legacy]
-url = "{}"
-
-[backends.new]
-url = "{}"
-
-[[routes]]
-name = "all"
-path = "/"
-weight = 100
-"#,
-        legacy.url(),
-        new.url()
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("strangler.toml");
-    std::fs::write(&path, &text).unwrap();
-    let mut proxy = Proxy::spawn(&path, &dir.path().join("strangler.log"));
-    let admin: SocketAddr = ([127, 0, 0, 1], admin_port).into();
-    let log = || std::fs::read_to_string(dir.path().join("strangler.log")).unwrap_or_default();
-    eventually(DEADLINE, "the proxy is ready", || {
-        if let Ok(Some(status)) = proxy.child.try_wait() {
-            panic!("strangler exited with {status}:\n{}", log());
-        }
-        async move {
-            try_get(&format!("http://{admin}/readyz"))
-                .await
-                .is_some_and(|a| a.status == 200)
-        }
-    })
-    .await;
-    let served = get(&format!("http://127.0.0.1:{port}/")).await;
+    let rest = backends_with(&legacy.url(), &new.url(), &all_route(100, "v1"));
+    let mut proxy = Binary::start("", &rest).await;
+    let (admin, text) = (proxy.admin, proxy.text.clone());
+    let served = get(&proxy.url("/")).await;
     assert_eq!(served.header("x-strangler-backend"), Some("new"));
     assert_eq!(generation(admin).await, 1);
 
     // Same bytes: the watcher must not care; SIGHUP reloads anyway.
-    std::fs::write(&path, &text).unwrap();
+    std::fs::write(&proxy.path, &text).unwrap();
     proxy.signal("HUP");
     eventually(SEEN_WITHIN, "SIGHUP reloads", || async {
         generation(admin).await == 2
@@ -678,10 +560,7 @@ weight = 100
     let config = config_of(admin).await;
     assert_eq!(config["version"], sha256_hex(text.as_bytes()));
     assert_eq!(config["last_error"], Value::Null);
-    assert!(
-        proxy.child.try_wait().unwrap().is_none(),
-        "SIGHUP must not stop the proxy"
-    );
+    assert!(proxy.exited().is_none(), "SIGHUP must not stop the proxy");
 
     let answer = post_reload(admin).await;
     assert_eq!(answer.status, 200, "{}", answer.text());
@@ -694,7 +573,7 @@ weight = 100
         metric(admin, r#"strangler_config_reloads_total{result="success"}"#).await,
         2.0
     );
-    let served = get(&format!("http://127.0.0.1:{port}/")).await;
+    let served = get(&proxy.url("/")).await;
     assert_eq!(served.status, 200);
 }
 

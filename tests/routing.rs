@@ -9,7 +9,10 @@ use std::collections::{HashMap, HashSet};
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
-use support::{Answer, TestBackend, TestProxy, client, config_with, get, request, send, send_with};
+use support::{
+    Answer, TestBackend, TestProxy, client, config_with, config_with_server, get, get_with,
+    request, send_with,
+};
 
 /// A legacy and a new backend and a proxy in front of them configured with `rest`.
 async fn start(rest: &str) -> (TestBackend, TestBackend, TestProxy) {
@@ -17,6 +20,11 @@ async fn start(rest: &str) -> (TestBackend, TestBackend, TestProxy) {
     let new = TestBackend::start("new").await;
     let proxy = TestProxy::start(&config_with(&legacy.url(), &new.url(), rest)).await;
     (legacy, new, proxy)
+}
+
+/// One route `users` on `/users`, weight 50, with `sticky` as its key.
+fn users_route(sticky: &str) -> String {
+    format!("[[routes]]\nname = \"users\"\npath = \"/users\"\nweight = 50\nsticky = \"{sticky}\"\n")
 }
 
 /// The backend that answered, per `x-strangler-backend`, checked against the body
@@ -179,16 +187,7 @@ async fn check_sticky_users(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sticky_header_keeps_each_user_on_one_side() {
-    let (legacy, new, proxy) = start(
-        r#"
-[[routes]]
-name = "users"
-path = "/users"
-weight = 50
-sticky = "header:x-user-id"
-"#,
-    )
-    .await;
+    let (legacy, new, proxy) = start(&users_route("header:x-user-id")).await;
     let url = proxy.url("/users/me");
     check_sticky_users(
         &legacy,
@@ -206,16 +205,7 @@ sticky = "header:x-user-id"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sticky_cookie_keeps_each_user_on_one_side() {
-    let (legacy, new, proxy) = start(
-        r#"
-[[routes]]
-name = "users"
-path = "/users"
-weight = 50
-sticky = "cookie:sid"
-"#,
-    )
-    .await;
+    let (legacy, new, proxy) = start(&users_route("cookie:sid")).await;
     let url = proxy.url("/users/me");
     check_sticky_users(
         &legacy,
@@ -240,16 +230,7 @@ sticky = "cookie:sid"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sticky_query_keeps_each_user_on_one_side() {
-    let (legacy, new, proxy) = start(
-        r#"
-[[routes]]
-name = "users"
-path = "/users"
-weight = 50
-sticky = "query:uid"
-"#,
-    )
-    .await;
+    let (legacy, new, proxy) = start(&users_route("query:uid")).await;
     check_sticky_users(
         &legacy,
         &new,
@@ -275,16 +256,7 @@ sticky = "query:uid"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sticky_ip_keeps_one_client_on_one_side() {
-    let (legacy, new, proxy) = start(
-        r#"
-[[routes]]
-name = "users"
-path = "/users"
-weight = 50
-sticky = "ip"
-"#,
-    )
-    .await;
+    let (legacy, new, proxy) = start(&users_route("ip")).await;
     // Every request comes from 127.0.0.1, over several connections: at random
     // (weight 50) 100 requests would all land on one side with probability 2^-99.
     const N: usize = 100;
@@ -293,13 +265,7 @@ sticky = "ip"
     assert_eq!(legacy.count() + new.count(), N);
     assert!(legacy.count() == N || new.count() == N);
     // A header that other routes could key on changes nothing.
-    let answer = send(
-        request("GET", &proxy.url("/users/me"))
-            .header("x-user-id", "someone")
-            .body(Full::default())
-            .unwrap(),
-    )
-    .await;
+    let answer = get_with(&proxy.url("/users/me"), &[("x-user-id", "someone")]).await;
     assert_eq!(served_by(&answer) == "new", to_new == N);
 }
 
@@ -707,28 +673,9 @@ weight = 100
 async fn debug_headers_can_be_turned_off() {
     let legacy = TestBackend::start("legacy").await;
     let new = TestBackend::start("new").await;
-    let proxy = TestProxy::start(&format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-debug_headers = false
-
-[backends.legacy]
-url = "{}"
-
-[backends.new]
-url = "{}"
-
-[[routes]]
-name = "api"
-path = "/api"
-weight = 100
-"#,
-        legacy.url(),
-        new.url()
-    ))
-    .await;
+    let route = "[[routes]]\nname = \"api\"\npath = \"/api\"\nweight = 100\n";
+    let config = config_with_server("debug_headers = false", &legacy.url(), &new.url(), route);
+    let proxy = TestProxy::start(&config).await;
     for (path, body) in [("/api/x", "new"), ("/x", "legacy")] {
         let answer = get(&proxy.url(path)).await;
         assert_eq!(answer.status, 200);

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -70,12 +71,22 @@ impl TestBackend {
 
     /// A backend answering `status` with its name as the body.
     pub async fn with_status(name: &str, status: u16) -> TestBackend {
-        let body_name = name.to_owned();
-        TestBackend::with_handler(name, move |_| {
-            let body_name = body_name.clone();
+        TestBackend::answering(name, name.to_owned(), move |_| status).await
+    }
+
+    /// A backend answering `body` to every request, with the status
+    /// `status_of(path and query)`.
+    pub async fn answering<F>(name: &str, body: impl Into<Bytes>, status_of: F) -> TestBackend
+    where
+        F: Fn(&str) -> u16 + Send + Sync + 'static,
+    {
+        let body = body.into();
+        TestBackend::with_handler(name, move |seen| {
+            let status = StatusCode::from_u16(status_of(&seen.uri)).unwrap();
+            let body = body.clone();
             async move {
-                let mut r = Response::new(pbody::full(body_name));
-                *r.status_mut() = StatusCode::from_u16(status).unwrap();
+                let mut r = Response::new(pbody::full(body));
+                *r.status_mut() = status;
                 r
             }
         })
@@ -183,6 +194,12 @@ impl TestProxy {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("strangler.toml");
         std::fs::write(&path, toml).unwrap();
+        TestProxy::start_at(path, dir, watch).await
+    }
+
+    /// Starts a proxy on the config at `path` (which may be a symlink) inside
+    /// `dir`, watching it when `watch`.
+    pub async fn start_at(path: PathBuf, dir: tempfile::TempDir, watch: bool) -> TestProxy {
         let config = match strangler::config::load(&path) {
             Ok(config) => config,
             Err(errors) => panic!("test config invalid:\n{errors}"),
@@ -248,10 +265,12 @@ pub async fn send(request: Request<Full<Bytes>>) -> Answer {
     send_with(&client(), request).await
 }
 
-pub async fn send_with(
-    client: &Client<HttpConnector, Full<Bytes>>,
-    request: Request<Full<Bytes>>,
-) -> Answer {
+pub async fn send_with<B>(client: &Client<HttpConnector, B>, request: Request<B>) -> Answer
+where
+    B: hyper::body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let response = tokio::time::timeout(DEADLINE, client.request(request))
         .await
         .expect("request timed out")
@@ -274,9 +293,55 @@ pub async fn get(url: &str) -> Answer {
     send(Request::get(url).body(Full::default()).unwrap()).await
 }
 
+/// `GET url` with `headers`.
+pub async fn get_with(url: &str, headers: &[(&str, &str)]) -> Answer {
+    let mut builder = request("GET", url);
+    for &(name, value) in headers {
+        builder = builder.header(name, value);
+    }
+    send(builder.body(Full::default()).unwrap()).await
+}
+
+/// `GET url`, or `None` when the connection, the request or the body fails.
+pub async fn try_get(url: &str) -> Option<Answer> {
+    let response = tokio::time::timeout(
+        DEADLINE,
+        client().request(Request::get(url).body(Full::default()).unwrap()),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.ok()?.to_bytes();
+    Some(Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    })
+}
+
 /// A request builder with an empty body, for adding headers.
 pub fn request(method: &str, url: &str) -> http::request::Builder {
     Request::builder().method(method).uri(url)
+}
+
+/// Asserts `answer` is an error made by the proxy: `status`, a JSON body of
+/// exactly `{"error", "request_id"}` whose id is the response's `x-request-id`.
+pub fn assert_proxy_error(answer: &Answer, status: u16) {
+    assert_eq!(answer.status, status, "{answer:?}");
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+    let json = answer.json();
+    let object = json.as_object().unwrap();
+    assert_eq!(object.len(), 2, "{json}");
+    assert!(
+        json["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "error message missing: {json}"
+    );
+    let id = answer
+        .header("x-request-id")
+        .expect("x-request-id on an error");
+    assert!(!id.is_empty());
+    assert_eq!(json["request_id"], id, "request_id must echo x-request-id");
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -304,13 +369,27 @@ where
 
 /// A config with `legacy` and `new` backends at the given URLs, then `rest`.
 pub fn config_with(legacy: &str, new: &str, rest: &str) -> String {
+    config_with_server("", legacy, new, rest)
+}
+
+/// [`config_with`], with `server` added to its `[server]` table.
+pub fn config_with_server(server: &str, legacy: &str, new: &str, rest: &str) -> String {
     format!(
         r#"
 [server]
 listen = "127.0.0.1:0"
 admin_listen = "127.0.0.1:0"
+{server}
+{}"#,
+        backends_with(legacy, new, rest)
+    )
+}
 
-[backends.legacy]
+/// What [`config_with`] has after its `[server]` table: the `legacy` and
+/// `new` backends, then `rest`.
+pub fn backends_with(legacy: &str, new: &str, rest: &str) -> String {
+    format!(
+        r#"[backends.legacy]
 url = "{legacy}"
 
 [backends.new]
@@ -320,4 +399,127 @@ timeout = "2s"
 {rest}
 "#
     )
+}
+
+/// A loopback port nothing listens on (bound, read, released).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// A child process killed on drop, whatever happens in the test.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The real binary as `strangler run -c <dir>/strangler.toml`, on free ports,
+/// its stderr in `<dir>/strangler.log`, killed on every exit path.
+pub struct Binary {
+    child: Killed,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    /// The config file, as written.
+    pub text: String,
+    pub path: PathBuf,
+    log_path: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl Binary {
+    /// Writes a config made of a `[server]` table (free ports, then `server`)
+    /// and `rest`, starts `strangler run` on it and waits until `/readyz` is 200.
+    pub async fn start(server: &str, rest: &str) -> Binary {
+        Binary::start_with_env(server, rest, &[]).await
+    }
+
+    /// [`Binary::start`] with the environment variables `env` set for the process.
+    pub async fn start_with_env(server: &str, rest: &str, env: &[(&str, &str)]) -> Binary {
+        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let admin: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let text = format!(
+            "\n[server]\nlisten = \"{addr}\"\nadmin_listen = \"{admin}\"\n{server}\n{rest}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strangler.toml");
+        std::fs::write(&path, &text).unwrap();
+        let log_path = dir.path().join("strangler.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_strangler"))
+            .arg("run")
+            .arg("-c")
+            .arg(&path)
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap();
+        let mut binary = Binary {
+            child: Killed(child),
+            addr,
+            admin,
+            text,
+            path,
+            log_path,
+            dir,
+        };
+        let ready = binary.admin_url("/readyz");
+        eventually(DEADLINE, "the proxy is ready", || {
+            if let Some(status) = binary.exited() {
+                panic!("strangler exited with {status}:\n{}", binary.log());
+            }
+            let ready = ready.clone();
+            async move { try_get(&ready).await.is_some_and(|a| a.status == 200) }
+        })
+        .await;
+        binary
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin, path)
+    }
+
+    /// What the process has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// The exit status, if the process has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.0.try_wait().unwrap()
+    }
+
+    /// Sends `kill -<signal>` to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.0.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits at most [`DEADLINE`] for the process to exit; asserts it exits 0.
+    pub async fn assert_exits_0(&mut self) {
+        let start = tokio::time::Instant::now();
+        let status = loop {
+            if let Some(status) = self.exited() {
+                break status;
+            }
+            if start.elapsed() > DEADLINE {
+                panic!("no exit within {DEADLINE:?}:\n{}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(status.success(), "exit {status}:\n{}", self.log());
+    }
 }
