@@ -29,6 +29,11 @@ use crate::snapshot::{SharedSnapshot, Snapshot};
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
 
+/// Put in the request's extensions by the server when the client connected
+/// over TLS: `X-Forwarded-Proto` becomes `https`.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientTls;
+
 /// Why an answer came from legacy after new was tried (`x-strangler-fallback`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FallbackReason {
@@ -251,6 +256,11 @@ async fn route_and_forward(
     let mut forwarded = parts.headers;
     let is_upgrade = upgrade.is_some();
     let client_host = host.clone();
+    let proto = if parts.extensions.get::<ClientTls>().is_some() {
+        "https"
+    } else {
+        proto
+    };
     headers::set_forwarded(&mut forwarded, client_ip, proto, client_host.as_ref());
     let mut request = Outgoing {
         method: parts.method,
@@ -382,11 +392,7 @@ impl Outgoing<'_> {
             Protocol::Http2 => Version::HTTP_2,
             _ => Version::HTTP_11,
         };
-        headers::remove_hop_by_hop(
-            &mut headers,
-            self.is_upgrade,
-            config.protocol == Protocol::Http2,
-        );
+        headers::remove_hop_by_hop(&mut headers, self.is_upgrade, backend.may_use_h2());
         let host = if config.preserve_host {
             self.client_host.clone()
         } else {

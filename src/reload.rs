@@ -13,6 +13,7 @@ use tracing::{debug, info, warn};
 use crate::config::{self, Config};
 use crate::metrics::Metrics;
 use crate::snapshot::{SharedSnapshot, Snapshot};
+use crate::tls::{self, ServerTls};
 
 /// How long the file must be quiet before a watched change is loaded: editors
 /// and ConfigMap swaps produce bursts of events.
@@ -66,6 +67,8 @@ pub struct Reloader {
     status: Mutex<Status>,
     /// Serialises reloads; held across the whole build-then-swap.
     one_at_a_time: tokio::sync::Mutex<()>,
+    /// The listener's certificate, re-read from `[server.tls]` on every load.
+    server_tls: Option<ServerTls>,
 }
 
 impl Reloader {
@@ -82,7 +85,14 @@ impl Reloader {
                 last_error: None,
             }),
             one_at_a_time: tokio::sync::Mutex::new(()),
+            server_tls: None,
         }
+    }
+
+    /// Reloads also replace the certificate of `server_tls`.
+    pub fn with_server_tls(mut self, server_tls: Option<ServerTls>) -> Reloader {
+        self.server_tls = server_tls;
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -130,11 +140,30 @@ impl Reloader {
         self.swap(config, trigger)
     }
 
+    /// Builds everything the config names (backends' TLS, the listener's
+    /// certificate) and swaps it all in, or nothing when any part fails.
     fn swap(&self, config: Config, trigger: Trigger) -> Outcome {
         let old = self.snapshot.load_full();
-        log_changes(&old.config, &config);
+        let certificate = match (&self.server_tls, &config.server.tls) {
+            (Some(server_tls), Some(files)) => match tls::load_certified_key(files) {
+                Ok(key) => Some((server_tls, key)),
+                Err(error) => return self.failed(trigger, format!("server.tls: {error}")),
+            },
+            (None, None) => None,
+            (_, _) => {
+                warn!("[server.tls] added or removed: takes effect only after a restart");
+                None
+            }
+        };
         let version = config.version.clone();
-        let next = Arc::new(Snapshot::new(config, Some(&old)));
+        let next = match Snapshot::new(config, Some(&old)) {
+            Ok(next) => Arc::new(next),
+            Err(error) => return self.failed(trigger, error.to_string()),
+        };
+        log_changes(&old.config, &next.config);
+        if let Some((server_tls, key)) = certificate {
+            server_tls.store(key);
+        }
         self.metrics.set_weights(Some(&old), &next);
         self.snapshot.store(next);
         self.metrics.reload(true);
