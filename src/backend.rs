@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use http::HeaderValue;
 use http::uri::Scheme;
-use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
+use hyper_rustls::{
+    DefaultServerNameResolver, FixedServerNameResolver, HttpsConnector, ResolveServerName,
+};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -135,20 +137,13 @@ fn client(
     http.set_nodelay(true);
     http.set_keepalive(Some(Duration::from_secs(60)));
 
-    let builder = HttpsConnectorBuilder::new()
-        .with_tls_config(tls::client_config(config, ca_pem)?)
-        .https_or_http();
-    let builder = match tls::server_name(config)? {
-        Some(name) => builder.with_server_name_resolver(FixedServerNameResolver::new(name)),
-        None => builder,
+    // Built directly rather than with hyper-rustls' builder, which refuses a
+    // preset ALPN list and offers none for HTTP/1.1 only.
+    let resolver: Arc<dyn ResolveServerName + Send + Sync> = match tls::server_name(config)? {
+        Some(name) => Arc::new(FixedServerNameResolver::new(name)),
+        None => Arc::new(DefaultServerNameResolver::default()),
     };
-    // The ALPN list set by `client_config` is kept for http1; `enable_http2`
-    // and `enable_all_versions` set the same lists as it does.
-    let connector = match config.protocol {
-        Protocol::Http1 => builder.enable_http1().wrap_connector(http),
-        Protocol::Http2 => builder.enable_http2().wrap_connector(http),
-        Protocol::Auto => builder.enable_all_versions().wrap_connector(http),
-    };
+    let connector = HttpsConnector::new(http, tls::client_config(config, ca_pem)?, false, resolver);
     Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .pool_timer(TokioTimer::new())
