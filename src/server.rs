@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
@@ -128,33 +129,20 @@ pub async fn serve_tls<S, B>(
             // hyper-util's protocol detection has no deadline of its own: a
             // client that sends nothing must not hold a connection slot.
             let deadline = tokio::time::Instant::now() + limits.header_read_timeout;
-            let served = match tls {
-                None => match start(stream, deadline).await {
-                    Some(io) => Some(serve_connection(&builder, io, service, watcher).await),
-                    None => None,
-                },
+            match tls {
+                None => serve_client(stream, peer, deadline, &builder, service, watcher).await,
                 Some(tls) => {
-                    let handshake =
-                        tokio::time::timeout_at(deadline, tls.acceptor().accept(stream)).await;
-                    match handshake {
-                        Ok(Ok(stream)) => match start(stream, deadline).await {
-                            Some(io) => {
-                                Some(serve_connection(&builder, io, service, watcher).await)
-                            }
-                            None => None,
-                        },
-                        Ok(Err(error)) => {
-                            debug!(%peer, %error, "TLS handshake failed");
-                            Some(Ok(()))
+                    let handshake = tls.acceptor().accept(stream);
+                    match tokio::time::timeout_at(deadline, handshake).await {
+                        Ok(Ok(stream)) => {
+                            serve_client(stream, peer, deadline, &builder, service, watcher).await;
                         }
-                        Err(_) => None,
+                        Ok(Err(error)) => debug!(%peer, %error, "TLS handshake failed"),
+                        Err(_) => {
+                            debug!(%peer, "no TLS handshake within header_read_timeout; closing")
+                        }
                     }
                 }
-            };
-            match served {
-                None => debug!(%peer, "no request within header_read_timeout; closing"),
-                Some(Err(error)) => debug!(%peer, %error, "connection closed with an error"),
-                Some(Ok(())) => {}
             }
             drop(permit);
         });
@@ -173,26 +161,17 @@ pub async fn serve_tls<S, B>(
     }
 }
 
-/// Reads the first bytes by `deadline`, to be replayed; `None`: none came.
-async fn start<I>(mut stream: I, deadline: tokio::time::Instant) -> Option<TokioIo<Rewind<I>>>
-where
-    I: AsyncRead + Unpin,
-{
-    match tokio::time::timeout_at(deadline, read_protocol_prefix(&mut stream)).await {
-        Ok(Ok(prefix)) => Some(TokioIo::new(Rewind::new(prefix, stream))),
-        _ => None,
-    }
-}
-
-/// Serves HTTP/1.1 or HTTP/2 (by the first bytes) on `io` until it closes or
-/// the graceful shutdown ends it.
-async fn serve_connection<I, S, B>(
+/// Serves HTTP/1.1 or HTTP/2 on one client connection (plain or already past
+/// the TLS handshake) until it closes or the graceful shutdown ends it. The
+/// protocol is known from the first bytes, which must come by `deadline`.
+async fn serve_client<I, S, B>(
+    mut stream: I,
+    peer: SocketAddr,
+    deadline: tokio::time::Instant,
     builder: &auto::Builder<TokioExecutor>,
-    io: TokioIo<Rewind<I>>,
     service: S,
-    watcher: hyper_util::server::graceful::Watcher,
-) -> Result<(), BoxError>
-where
+    watcher: Watcher,
+) where
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
         + Clone
@@ -202,10 +181,18 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
+    let prefix = tokio::time::timeout_at(deadline, read_protocol_prefix(&mut stream)).await;
+    let Ok(Ok(prefix)) = prefix else {
+        debug!(%peer, "no request within header_read_timeout; closing");
+        return;
+    };
+    let io = TokioIo::new(Rewind::new(prefix, stream));
     let connection = builder
         .serve_connection_with_upgrades(io, TowerToHyperService::new(service))
         .into_owned();
-    watcher.watch(connection).await
+    if let Err(error) = watcher.watch(connection).await {
+        debug!(%peer, error = %error, "connection closed with an error");
+    }
 }
 
 /// The HTTP/2 connection preface: a client that starts with it speaks h2c.

@@ -339,6 +339,25 @@ async fn a_bad_ca_file_fails_start_and_reload_with_a_clear_error() {
     assert_eq!(get(&proxy.url("/")).await.text(), "legacy");
 }
 
+#[tokio::test]
+async fn post_reload_rereads_a_renewed_ca_file_with_the_toml_unchanged() {
+    let ca = Ca::new();
+    let backend = TlsBackend::start(&ca.leaf(&["localhost"], "backend"), &[], false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    // At first the file holds another CA: the backend is distrusted.
+    std::fs::write(&ca_file, Ca::new().pem()).unwrap();
+    let url = format!("https://localhost:{}", backend.addr.port());
+    let keys = format!("ca_file = '{}'", ca_file.display());
+    let proxy = TestProxy::start(&config_to(&url, &keys, "")).await;
+    assert_eq!(get(&proxy.url("/")).await.status, StatusCode::BAD_GATEWAY);
+
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    assert_eq!(post_reload(&proxy).await.status, StatusCode::OK);
+    let answer = get(&proxy.url("/")).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+}
+
 // === (b) ALPN by `protocol` ===
 
 #[tokio::test]
