@@ -45,7 +45,7 @@ impl Admin {
             let mut response = json_error(
                 StatusCode::UNAUTHORIZED,
                 "missing or wrong admin token",
-                None,
+                request_id,
             );
             response
                 .headers_mut()

@@ -19,6 +19,7 @@ use crate::proxy::Tunnels;
 use crate::reload::{self, Reloader};
 use crate::server::{self, Limits};
 use crate::snapshot::{SharedSnapshot, Snapshot};
+use crate::tls::ServerTls;
 
 /// What [`start`] needs: the config and the listeners, already bound.
 pub struct Launch {
@@ -103,15 +104,24 @@ pub fn start(launch: Launch) -> std::io::Result<Running> {
         .transpose()?;
     let limits = Limits::from(&launch.config.server);
     let shutdown_timeout = launch.config.server.shutdown_timeout;
+    let invalid = |error: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, error);
+    let server_tls = launch
+        .config
+        .server
+        .tls
+        .as_ref()
+        .map(ServerTls::new)
+        .transpose()
+        .map_err(|error| invalid(format!("server.tls: {error}")))?;
     let metrics = Arc::new(Metrics::new());
-    let snapshot: SharedSnapshot =
-        Arc::new(ArcSwap::from_pointee(Snapshot::new(launch.config, None)));
+    let snapshot =
+        Snapshot::new(launch.config, None).map_err(|error| invalid(error.to_string()))?;
+    let snapshot: SharedSnapshot = Arc::new(ArcSwap::from_pointee(snapshot));
     metrics.set_weights(None, &snapshot.load());
-    let reloader = Arc::new(Reloader::new(
-        launch.path,
-        snapshot.clone(),
-        metrics.clone(),
-    ));
+    let reloader = Arc::new(
+        Reloader::new(launch.path, snapshot.clone(), metrics.clone())
+            .with_server_tls(server_tls.clone()),
+    );
     let admin = Arc::new(Admin {
         snapshot: snapshot.clone(),
         metrics: metrics.clone(),
@@ -131,10 +141,11 @@ pub fn start(launch: Launch) -> std::io::Result<Running> {
     let observer = Arc::new(Telemetry { metrics });
     let tunnels = Arc::new(Tunnels::default());
     let service = crate::proxy_service(snapshot.clone(), Some(observer), tunnels.clone());
-    let proxy_task = tokio::spawn(server::serve(
+    let proxy_task = tokio::spawn(server::serve_tls(
         launch.proxy,
         service,
         limits,
+        server_tls,
         wait_for(stopped),
     ));
     let admin_task = launch.admin.map(|listener| {

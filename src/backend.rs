@@ -1,21 +1,28 @@
 //! One pooled HTTP client per backend.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderValue;
+use http::uri::Scheme;
+use hyper_rustls::{
+    DefaultServerNameResolver, FixedServerNameResolver, HttpsConnector, ResolveServerName,
+};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::body::ProxyBody;
 use crate::config::{BackendConfig, Protocol};
+use crate::tls::{self, TlsError};
 
 /// How long an idle pooled connection to a backend is kept.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// A backend and its connection pool. Shared by `Arc`: a reload that leaves a
-/// backend's settings unchanged keeps the same `Backend`, and so its pool.
+/// backend's settings (and its `ca_file`'s bytes) unchanged keeps the same
+/// `Backend`, and so its pool.
 #[derive(Debug)]
 pub struct Backend {
     pub config: BackendConfig,
@@ -26,31 +33,121 @@ pub struct Backend {
     pub host_header: HeaderValue,
     /// The backend's name as a metric label.
     pub name_label: crate::metrics::Label,
-    pub client: Client<HttpConnector, ProxyBody>,
+    /// Serves both `http` and `https` URLs.
+    pub client: Client<HttpsConnector<HttpConnector>, ProxyBody>,
+    /// The bytes of `ca_file` this backend trusts (https with a `ca_file` only).
+    ca_pem: Option<Vec<u8>>,
+}
+
+/// A backend whose TLS settings could not be loaded.
+#[derive(Debug)]
+pub struct BackendError {
+    pub backend: String,
+    pub error: TlsError,
+}
+
+impl fmt::Display for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "backend {:?}: {}", self.backend, self.error)
+    }
+}
+
+impl std::error::Error for BackendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
 }
 
 impl Backend {
-    pub fn new(config: BackendConfig) -> Arc<Backend> {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.set_nodelay(true);
-        connector.set_keepalive(Some(Duration::from_secs(60)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .http2_only(config.protocol == Protocol::Http2)
-            .build(connector);
+    /// Builds the backend, reading its `ca_file` if it has one.
+    pub fn new(config: BackendConfig) -> Result<Arc<Backend>, BackendError> {
+        let ca_pem = read_ca_file(&config)?;
+        Backend::build(config, ca_pem)
+    }
+
+    /// For a reload: the backend in `previous` built from equal settings and
+    /// the same `ca_file` bytes (so its pool survives), else a new one. The
+    /// `ca_file` is read again every time: a renewed CA is picked up.
+    pub fn reuse_or_new(
+        previous: &[Arc<Backend>],
+        wanted: &BackendConfig,
+    ) -> Result<Arc<Backend>, BackendError> {
+        let ca_pem = read_ca_file(wanted)?;
+        match previous
+            .iter()
+            .find(|b| b.config == *wanted && b.ca_pem == ca_pem)
+        {
+            Some(same) => Ok(same.clone()),
+            None => Backend::build(wanted.clone(), ca_pem),
+        }
+    }
+
+    /// Whether requests may go out as HTTP/2: `http2`, or `auto` over TLS
+    /// where ALPN may pick h2.
+    pub fn may_use_h2(&self) -> bool {
+        match self.config.protocol {
+            Protocol::Http2 => true,
+            Protocol::Auto => self.config.scheme == Scheme::HTTPS,
+            Protocol::Http1 => false,
+        }
+    }
+
+    fn build(config: BackendConfig, ca_pem: Option<Vec<u8>>) -> Result<Arc<Backend>, BackendError> {
+        let client = client(&config, ca_pem.as_deref()).map_err(|error| BackendError {
+            backend: config.name.clone(),
+            error,
+        })?;
         let name_header = HeaderValue::from_str(&config.name)
             .unwrap_or_else(|_| HeaderValue::from_static("invalid-name"));
         let host_header = HeaderValue::from_str(config.authority.as_str())
             .unwrap_or_else(|_| HeaderValue::from_static("localhost"));
-        Arc::new(Backend {
+        Ok(Arc::new(Backend {
             host_header,
             name_label: Arc::new(config.name.clone()),
             config,
             name_header,
             client,
-        })
+            ca_pem,
+        }))
     }
+}
+
+/// `ca_file`'s bytes, for an https backend that names one.
+fn read_ca_file(config: &BackendConfig) -> Result<Option<Vec<u8>>, BackendError> {
+    match &config.ca_file {
+        Some(path) if config.scheme == Scheme::HTTPS => tls::read_file("ca_file", path)
+            .map(Some)
+            .map_err(|error| BackendError {
+                backend: config.name.clone(),
+                error,
+            }),
+        _ => Ok(None),
+    }
+}
+
+/// The pooled client: plain TCP for `http` URLs, rustls for `https` ones, ALPN
+/// by `protocol`; `http2` over plain TCP is h2c with prior knowledge.
+fn client(
+    config: &BackendConfig,
+    ca_pem: Option<&[u8]>,
+) -> Result<Client<HttpsConnector<HttpConnector>, ProxyBody>, TlsError> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(config.connect_timeout));
+    http.set_nodelay(true);
+    http.set_keepalive(Some(Duration::from_secs(60)));
+
+    // Built directly rather than with hyper-rustls' builder, which refuses a
+    // preset ALPN list and offers none for HTTP/1.1 only.
+    let resolver: Arc<dyn ResolveServerName + Send + Sync> = match tls::server_name(config)? {
+        Some(name) => Arc::new(FixedServerNameResolver::new(name)),
+        None => Arc::new(DefaultServerNameResolver::default()),
+    };
+    let connector = HttpsConnector::new(http, tls::client_config(config, ca_pem)?, false, resolver);
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .http2_only(config.protocol == Protocol::Http2)
+        .build(connector))
 }

@@ -24,6 +24,7 @@ pub mod reload;
 pub mod route;
 pub mod server;
 pub mod snapshot;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::sync::Arc;

@@ -31,6 +31,11 @@ use crate::snapshot::{SharedSnapshot, Snapshot};
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
 
+/// Put in the request's extensions by the server when the client connected
+/// over TLS: `X-Forwarded-Proto` becomes `https`.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientTls;
+
 /// Why an answer came from legacy after new was tried (`x-strangler-fallback`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FallbackReason {
@@ -89,7 +94,6 @@ pub struct ProxyService {
     snapshot: SharedSnapshot,
     observer: Option<Arc<dyn Observer>>,
     tunnels: Arc<Tunnels>,
-    proto: &'static str,
 }
 
 impl ProxyService {
@@ -98,7 +102,6 @@ impl ProxyService {
             snapshot,
             observer: None,
             tunnels: Arc::default(),
-            proto: "http",
         }
     }
 
@@ -258,12 +261,12 @@ async fn route_and_forward(
     let te_trailers = headers::wants_trailers(&forwarded);
     headers::remove_hop_by_hop(&mut forwarded, upgrade.is_some());
     let client_host = host.clone();
-    headers::set_forwarded(
-        &mut forwarded,
-        client_ip,
-        service.proto,
-        client_host.as_ref(),
-    );
+    let proto = if parts.extensions.get::<ClientTls>().is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    headers::set_forwarded(&mut forwarded, client_ip, proto, client_host.as_ref());
     let mut request = Outgoing {
         method: parts.method,
         path: &path,
@@ -396,7 +399,7 @@ impl Outgoing<'_> {
             Protocol::Http2 => Version::HTTP_2,
             _ => Version::HTTP_11,
         };
-        if self.te_trailers && config.protocol == Protocol::Http2 {
+        if self.te_trailers && backend.may_use_h2() {
             headers.insert(header::TE, HeaderValue::from_static("trailers"));
         }
         let host = if config.preserve_host {

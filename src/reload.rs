@@ -14,6 +14,8 @@ use tracing::{debug, info, warn};
 use crate::config::{self, Config, RouteConfig};
 use crate::metrics::Metrics;
 use crate::snapshot::{SharedSnapshot, Snapshot};
+use crate::tls::{self, ServerTls};
+use rustls::sign::CertifiedKey;
 
 /// How long the file must be quiet before a watched change is loaded: editors
 /// and ConfigMap swaps produce bursts of events.
@@ -67,6 +69,8 @@ pub struct Reloader {
     status: Mutex<Status>,
     /// Serialises reloads; held across the whole build-then-swap.
     one_at_a_time: tokio::sync::Mutex<()>,
+    /// The listener's certificate, re-read from `[server.tls]` on every load.
+    server_tls: Option<ServerTls>,
 }
 
 impl Reloader {
@@ -83,7 +87,14 @@ impl Reloader {
                 last_error: None,
             }),
             one_at_a_time: tokio::sync::Mutex::new(()),
+            server_tls: None,
         }
+    }
+
+    /// Reloads also replace the certificate of `server_tls`.
+    pub fn with_server_tls(mut self, server_tls: Option<ServerTls>) -> Reloader {
+        self.server_tls = server_tls;
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -125,26 +136,29 @@ impl Reloader {
         // Parse, validate and compile off the async workers: a large file
         // must not stall requests.
         let old = self.snapshot.load_full();
-        let built = tokio::task::spawn_blocking(move || {
-            let config = config::load(&path)?;
-            log_changes(&old.config, &config);
-            let next = Snapshot::new(config, Some(&old));
-            Ok::<_, config::ConfigErrors>((old, next))
-        })
-        .await;
+        let listener_tls = self.server_tls.is_some();
+        let built = tokio::task::spawn_blocking(move || build(&path, old, listener_tls)).await;
         match built {
-            Ok(Ok((old, next))) => self.swap(&old, next, trigger),
-            Ok(Err(errors)) => self.failed(trigger, errors.to_string()),
+            Ok(Ok(built)) => self.swap(built, trigger),
+            Ok(Err(error)) => self.failed(trigger, error),
             Err(join) => self.failed(trigger, format!("reload task failed: {join}")),
         }
     }
 
-    /// Stores `next`; `old` is the snapshot it was built from (reloads are
-    /// serialised, so it is still the live one).
-    fn swap(&self, old: &Snapshot, next: Snapshot, trigger: Trigger) -> Outcome {
+    /// Swaps in everything `built` holds at once. Reloads are serialised, so
+    /// `built.old` is still the live snapshot.
+    fn swap(&self, built: Built, trigger: Trigger) -> Outcome {
+        let Built {
+            old,
+            next,
+            certificate,
+        } = built;
         let version = next.config.version.clone();
         let next = Arc::new(next);
-        self.metrics.set_weights(Some(old), &next);
+        if let (Some(server_tls), Some(key)) = (&self.server_tls, certificate) {
+            server_tls.store(key);
+        }
+        self.metrics.set_weights(Some(&old), &next);
         self.snapshot.store(next);
         self.metrics.reload(true);
         let generation = {
@@ -168,6 +182,37 @@ impl Reloader {
             .last_error = Some(error.clone());
         Outcome::Failed { error }
     }
+}
+
+/// A reload's result, built whole before anything is swapped in.
+struct Built {
+    old: Arc<Snapshot>,
+    next: Snapshot,
+    /// The listener's renewed certificate, when it serves TLS.
+    certificate: Option<CertifiedKey>,
+}
+
+/// Loads the file and everything it names (backends' TLS, the listener's
+/// certificate) into a new snapshot; any failure leaves everything as it was.
+fn build(path: &Path, old: Arc<Snapshot>, listener_tls: bool) -> Result<Built, String> {
+    let config = config::load(path).map_err(|errors| errors.to_string())?;
+    let certificate = match (listener_tls, &config.server.tls) {
+        (true, Some(files)) => {
+            Some(tls::load_certified_key(files).map_err(|e| format!("server.tls: {e}"))?)
+        }
+        (false, None) => None,
+        _ => {
+            warn!("[server.tls] added or removed: takes effect only after a restart");
+            None
+        }
+    };
+    let next = Snapshot::new(config, Some(&old)).map_err(|error| error.to_string())?;
+    log_changes(&old.config, &next.config);
+    Ok(Built {
+        old,
+        next,
+        certificate,
+    })
 }
 
 /// Logs what a reload changes: routes added, removed, re-weighted; and the

@@ -1,8 +1,9 @@
 //! The client-facing listener: accept, limit, serve HTTP/1.1 and h2c on one
-//! port, and drain gracefully.
+//! port (or HTTPS, with h2 by ALPN, under `[server.tls]`), and drain gracefully.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,10 +15,10 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::{Service, ServiceBuilder};
 use tower_http::add_extension::AddExtensionLayer;
@@ -25,7 +26,8 @@ use tracing::{debug, info, warn};
 
 use crate::body::BoxError;
 use crate::config::ServerConfig;
-use crate::proxy::ClientAddr;
+use crate::proxy::{ClientAddr, ClientTls};
+use crate::tls::ServerTls;
 
 /// The listener limits of `[server]` that apply to every connection.
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +56,27 @@ pub async fn serve<S, B>(
     listener: TcpListener,
     service: S,
     limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) where
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    serve_tls(listener, service, limits, None, shutdown).await;
+}
+
+/// [`serve`], over TLS when `tls` is given: the handshake and the first
+/// request bytes must both arrive within `limits.header_read_timeout`, and
+/// requests carry [`ClientTls`].
+pub async fn serve_tls<S, B>(
+    listener: TcpListener,
+    service: S,
+    limits: Limits,
+    tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()>,
 ) where
     S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
@@ -97,29 +120,29 @@ pub async fn serve<S, B>(
         let _ = stream.set_nodelay(true);
         let service = ServiceBuilder::new()
             .layer(AddExtensionLayer::new(ClientAddr(peer)))
+            .option_layer(tls.is_some().then(|| AddExtensionLayer::new(ClientTls)))
             .service(service.clone());
         let builder = builder.clone();
         let watcher = graceful.watcher();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let mut stream = stream;
             // hyper-util's protocol detection has no deadline of its own: a
             // client that sends nothing must not hold a connection slot.
-            let prefix = tokio::time::timeout(
-                limits.header_read_timeout,
-                read_protocol_prefix(&mut stream),
-            )
-            .await;
-            let Ok(Ok(prefix)) = prefix else {
-                debug!(%peer, "no request within header_read_timeout; closing");
-                drop(permit);
-                return;
-            };
-            let io = TokioIo::new(Rewind::new(prefix, stream));
-            let connection = builder
-                .serve_connection_with_upgrades(io, TowerToHyperService::new(service))
-                .into_owned();
-            if let Err(error) = watcher.watch(connection).await {
-                debug!(%peer, error = %error, "connection closed with an error");
+            let deadline = tokio::time::Instant::now() + limits.header_read_timeout;
+            match tls {
+                None => serve_client(stream, peer, deadline, &builder, service, watcher).await,
+                Some(tls) => {
+                    let handshake = tls.acceptor().accept(stream);
+                    match tokio::time::timeout_at(deadline, handshake).await {
+                        Ok(Ok(stream)) => {
+                            serve_client(stream, peer, deadline, &builder, service, watcher).await;
+                        }
+                        Ok(Err(error)) => debug!(%peer, %error, "TLS handshake failed"),
+                        Err(_) => {
+                            debug!(%peer, "no TLS handshake within header_read_timeout; closing")
+                        }
+                    }
+                }
             }
             drop(permit);
         });
@@ -138,12 +161,46 @@ pub async fn serve<S, B>(
     }
 }
 
+/// Serves HTTP/1.1 or HTTP/2 on one client connection (plain or already past
+/// the TLS handshake) until it closes or the graceful shutdown ends it. The
+/// protocol is known from the first bytes, which must come by `deadline`.
+async fn serve_client<I, S, B>(
+    mut stream: I,
+    peer: SocketAddr,
+    deadline: tokio::time::Instant,
+    builder: &auto::Builder<TokioExecutor>,
+    service: S,
+    watcher: Watcher,
+) where
+    I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let prefix = tokio::time::timeout_at(deadline, read_protocol_prefix(&mut stream)).await;
+    let Ok(Ok(prefix)) = prefix else {
+        debug!(%peer, "no request within header_read_timeout; closing");
+        return;
+    };
+    let io = TokioIo::new(Rewind::new(prefix, stream));
+    let connection = builder
+        .serve_connection_with_upgrades(io, TowerToHyperService::new(service))
+        .into_owned();
+    if let Err(error) = watcher.watch(connection).await {
+        debug!(%peer, error = %error, "connection closed with an error");
+    }
+}
+
 /// The HTTP/2 connection preface: a client that starts with it speaks h2c.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Reads until the protocol is known: the bytes part from the HTTP/2 preface,
 /// or all of it has arrived, or the peer closed. Returns what was read.
-async fn read_protocol_prefix(stream: &mut TcpStream) -> std::io::Result<Bytes> {
+async fn read_protocol_prefix<I: AsyncRead + Unpin>(stream: &mut I) -> std::io::Result<Bytes> {
     let mut buffer = BytesMut::with_capacity(4096);
     loop {
         if stream.read_buf(&mut buffer).await? == 0 {
@@ -158,18 +215,18 @@ async fn read_protocol_prefix(stream: &mut TcpStream) -> std::io::Result<Bytes> 
 }
 
 /// A stream that first yields bytes already read from it, then reads on.
-struct Rewind {
+struct Rewind<I> {
     prefix: Bytes,
-    inner: TcpStream,
+    inner: I,
 }
 
-impl Rewind {
-    fn new(prefix: Bytes, inner: TcpStream) -> Rewind {
+impl<I> Rewind<I> {
+    fn new(prefix: Bytes, inner: I) -> Rewind<I> {
         Rewind { prefix, inner }
     }
 }
 
-impl AsyncRead for Rewind {
+impl<I: AsyncRead + Unpin> AsyncRead for Rewind<I> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -185,7 +242,7 @@ impl AsyncRead for Rewind {
     }
 }
 
-impl AsyncWrite for Rewind {
+impl<I: AsyncWrite + Unpin> AsyncWrite for Rewind<I> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -219,6 +276,7 @@ impl AsyncWrite for Rewind {
 mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
 
     async fn prefix_of(sent: &'static [u8]) -> Bytes {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

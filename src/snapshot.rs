@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use http::HeaderValue;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, BackendError};
 use crate::config::Config;
 use crate::metrics::{Label, RouteCounters};
 use crate::route::Router;
@@ -37,18 +37,15 @@ pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
 impl Snapshot {
     /// Compiles `config`. Backends whose settings equal one in `previous` reuse
     /// its [`Backend`], so their connection pools survive the reload; routes
-    /// that keep their name keep their counters.
-    pub fn new(config: Config, previous: Option<&Snapshot>) -> Snapshot {
+    /// that keep their name keep their counters. Fails when a backend's TLS
+    /// settings cannot be loaded (an unreadable or invalid `ca_file`).
+    pub fn new(config: Config, previous: Option<&Snapshot>) -> Result<Snapshot, BackendError> {
+        let previous_backends = previous.map_or(&[][..], |p| &p.backends[..]);
         let backends = config
             .backends
             .iter()
-            .map(|wanted| {
-                previous
-                    .and_then(|p| p.backends.iter().find(|b| b.config == *wanted))
-                    .cloned()
-                    .unwrap_or_else(|| Backend::new(wanted.clone()))
-            })
-            .collect();
+            .map(|wanted| Backend::reuse_or_new(previous_backends, wanted))
+            .collect::<Result<_, _>>()?;
         let route_names = config
             .routes
             .iter()
@@ -83,7 +80,7 @@ impl Snapshot {
             })
             .collect();
         let router = Router::new(&config.routes);
-        Snapshot {
+        Ok(Snapshot {
             config,
             router,
             backends,
@@ -94,7 +91,7 @@ impl Snapshot {
             default_counters: previous
                 .map(|p| p.default_counters.clone())
                 .unwrap_or_default(),
-        }
+        })
     }
 
     /// The route's label for headers, logs and metrics.
