@@ -749,3 +749,90 @@ async fn admin_token_env_unset_leaves_the_api_open() {
     assert_eq!(get(&proxy.admin_url("/config")).await.status, 200);
     assert_eq!(post(&proxy.admin_url("/reload")).await.status, 200);
 }
+
+// === request ids on admin errors ===
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_404_carries_a_request_id() {
+    let legacy = TestBackend::start("legacy").await;
+    let new = TestBackend::start("new").await;
+    let proxy = TestProxy::start(&config_with(&legacy.url(), &new.url(), "")).await;
+
+    let unknown = get(&proxy.admin_url("/nope")).await;
+    assert_eq!(unknown.status, 404);
+    let json = unknown.json();
+    assert!(json["error"].is_string(), "{json}");
+    assert!(
+        json["request_id"].as_str().is_some_and(|id| !id.is_empty()),
+        "404 without a request id: {json}"
+    );
+
+    let answer = send(
+        request("GET", &proxy.admin_url("/nope"))
+            .header("x-request-id", "abc")
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(answer.status, 404);
+    assert_eq!(answer.json()["request_id"], "abc", "{}", answer.text());
+}
+
+/// The real binary with an admin token in `var`; returns it and the token.
+async fn binary_with_token(var: &str, token: &str) -> (Binary, TestBackend, TestBackend) {
+    let legacy = TestBackend::start("legacy").await;
+    let new = TestBackend::start("new").await;
+    let server = format!("admin_token_env = \"{var}\"");
+    let backends = backends_with(&legacy.url(), &new.url(), "");
+    let proxy = Binary::start_with_env(&server, &backends, &[(var, token)]).await;
+    (proxy, legacy, new)
+}
+
+/// The `Bearer` scheme is case-insensitive (RFC 9110 §11.1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_token_bearer_scheme_is_case_insensitive() {
+    let var = format!("STRANGLER_TEST_TOKEN_CASE_{}", std::process::id());
+    let token = "lower-case-token";
+    let (mut proxy, _legacy, _new) = binary_with_token(&var, token).await;
+    let url = proxy.admin_url("/routes");
+    for scheme in ["bearer", "BEARER", "Bearer", "bEaReR"] {
+        let answer = ask("GET", &url, Some(&format!("{scheme} {token}"))).await;
+        assert_eq!(answer.status, 200, "scheme {scheme:?}: {}", answer.text());
+    }
+    let refused = ask("GET", &url, Some("bearer wrong")).await;
+    assert_eq!(refused.status, 401);
+    assert!(proxy.exited().is_none());
+}
+
+/// A 401 is an error made by strangler too: its JSON carries a request id,
+/// the client's `x-request-id` when it sent one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_401_carries_a_request_id() {
+    let var = format!("STRANGLER_TEST_TOKEN_401_{}", std::process::id());
+    let (mut proxy, _legacy, _new) = binary_with_token(&var, "t0ken").await;
+    let url = proxy.admin_url("/routes");
+
+    let refused = ask("GET", &url, Some("Bearer wrong")).await;
+    assert_eq!(refused.status, 401);
+    let json = refused.json();
+    assert!(json["error"].is_string(), "{json}");
+    assert!(
+        json["request_id"].as_str().is_some_and(|id| !id.is_empty()),
+        "the 401 JSON has no request id: {json}"
+    );
+    let refused = send(
+        request("GET", &url)
+            .header("x-request-id", "abc")
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(
+        refused.json()["request_id"],
+        "abc",
+        "the 401 JSON ignores x-request-id: {}",
+        refused.text()
+    );
+    assert!(proxy.exited().is_none());
+}

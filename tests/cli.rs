@@ -3,10 +3,11 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Killed, get, get_with};
+use support::{DEADLINE, Killed, eventually, get, get_with, request, send};
 
 const BIN: &str = env!("CARGO_BIN_EXE_strangler");
 
@@ -163,8 +164,31 @@ fn explain_rejects_bad_arguments() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("Name: value"));
 }
 
-/// Starts `strangler demo` on free ports and returns the proxy's base URL.
-fn start_demo() -> (Killed, String) {
+/// A running `strangler demo`, with what its banner announced.
+struct Demo {
+    child: Killed,
+    /// The proxy's base URL, `http://ADDR`.
+    base: String,
+    /// The admin API's base URL, `http://ADDR`.
+    admin: String,
+    /// The live config file the demo reloads.
+    config: PathBuf,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        // Killed, the demo cannot remove its temp dir itself.
+        let _ = self.child.0.kill();
+        let _ = self.child.0.wait();
+        if let Some(dir) = self.config.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Starts `strangler demo` on free ports and reads its banner until the
+/// proxy's address, the admin API's and the live config's path are known.
+fn start_demo() -> Demo {
     let mut child = Command::new(BIN)
         .arg("demo")
         .env("STRANGLER_DEMO_LISTEN", "127.0.0.1:0")
@@ -176,7 +200,6 @@ fn start_demo() -> (Killed, String) {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let child = Killed(child);
-    // The banner's first line names the proxy's address; read lines until it.
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -186,18 +209,39 @@ fn start_demo() -> (Killed, String) {
         }
     });
     let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    let (mut base, mut admin, mut config) = (None, None, None);
+    let mut banner = String::new();
+    while base.is_none() || admin.is_none() || config.is_none() {
         let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx.recv_timeout(left).expect("demo printed no address");
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|e| panic!("demo banner incomplete ({e}):\n{banner}"));
+        banner.push_str(&line);
+        banner.push('\n');
         if let Some(url) = line.strip_prefix("strangler demo: proxy on ") {
-            return (child, url.trim().to_owned());
+            base = Some(url.trim().to_owned());
+        } else if let Some(rest) = line.strip_prefix("  admin API: curl -s ") {
+            let url = rest.trim().strip_suffix("/routes").expect("admin line");
+            admin = Some(url.to_owned());
+        } else if let Some(rest) = line.strip_prefix("  live config: edit ") {
+            let path = rest
+                .strip_suffix(" and save: the proxy reloads it")
+                .unwrap_or_else(|| panic!("live config line: {line:?}"));
+            config = Some(PathBuf::from(path));
         }
+    }
+    Demo {
+        child,
+        base: base.unwrap(),
+        admin: admin.unwrap(),
+        config: config.unwrap(),
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_does_what_it_announces() {
-    let (_child, base) = start_demo();
+    let demo = start_demo();
+    let base = &demo.base;
 
     // Flag-switched route: new.
     let answer = get(&format!("{base}/api/checkout/cart")).await;
@@ -234,4 +278,89 @@ async fn demo_does_what_it_announces() {
     let answer = get(&format!("{base}/about")).await;
     assert_eq!(answer.json()["name"], "legacy");
     assert_eq!(answer.header("x-strangler-route"), Some("_default"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_config_is_live_and_reloadable() {
+    let demo = start_demo();
+    assert!(
+        demo.config.is_file(),
+        "the announced config {} does not exist",
+        demo.config.display()
+    );
+
+    let answer = send(
+        request("POST", &format!("{}/reload", demo.admin))
+            .body(http_body_util::Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "POST /reload: {}", answer.text());
+    assert!(answer.json()["version"].is_string(), "{}", answer.text());
+
+    // A user the 50% weight puts on legacy.
+    let user = (0..1000)
+        .map(|i| format!("user-{i}"))
+        .find(|u| strangler::route::sticky_bucket("users", u.as_bytes()) >= 5000)
+        .expect("some user is on legacy at 50%");
+    let url = format!("{}/api/users/me", demo.base);
+    let answer = get_with(&url, &[("x-user-id", &user)]).await;
+    assert_eq!(answer.json()["name"], "legacy", "{user} before the edit");
+
+    let text = std::fs::read_to_string(&demo.config).unwrap();
+    assert_eq!(text.matches("weight = 50").count(), 1, "{text}");
+    std::fs::write(&demo.config, text.replace("weight = 50", "weight = 100")).unwrap();
+    eventually(
+        DEADLINE,
+        "the edited demo config sends users to new",
+        || {
+            let url = url.clone();
+            let user = user.clone();
+            async move {
+                let answer = get_with(&url, &[("x-user-id", &user)]).await;
+                answer.status == 200 && answer.json()["name"] == "new"
+            }
+        },
+    )
+    .await;
+    let answer = get_with(&url, &[("x-user-id", "anyone-else")]).await;
+    assert_eq!(answer.json()["name"], "new");
+    assert_eq!(answer.header("x-strangler-route"), Some("users"));
+}
+
+/// Copies the repo's `config/strangler.toml` into `<dir>/config/`.
+fn dir_with_default_config() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("config")).unwrap();
+    let repo = concat!(env!("CARGO_MANIFEST_DIR"), "/config/strangler.toml");
+    std::fs::copy(repo, dir.path().join("config/strangler.toml")).unwrap();
+    dir
+}
+
+/// `strangler check` with no `-c` and no `STRANGLER_CONFIG`, run in `dir`.
+fn check_in(dir: &std::path::Path) -> std::process::Output {
+    Command::new(BIN)
+        .arg("check")
+        .current_dir(dir)
+        .env_remove("STRANGLER_CONFIG")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run strangler check")
+}
+
+#[test]
+fn check_defaults_to_config_strangler_toml_in_the_working_directory() {
+    let dir = dir_with_default_config();
+    let out = check_in(dir.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("config/strangler.toml"), "{stdout}");
+
+    let empty = tempfile::tempdir().unwrap();
+    let out = check_in(empty.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot read"), "{stderr}");
+    assert!(stderr.contains("config/strangler.toml"), "{stderr}");
 }

@@ -720,3 +720,317 @@ async fn h2c_prior_knowledge_works() {
     assert_eq!(seen.body_sha256, support::sha256_hex(&body));
     assert_eq!(seen.headers["x-forwarded-host"], proxy.addr.to_string());
 }
+
+// === forwarding headers cannot be named away ===
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_cannot_name_away_the_forwarding_headers() {
+    let legacy = TestBackend::start("legacy").await;
+    let proxy = proxy_for(&legacy).await;
+    // The client lists every header the proxy sets in `Connection`, so a
+    // naive "remove what Connection names" after setting them would drop them.
+    let raw = b"GET /named HTTP/1.1\r\n\
+                Host: front.example\r\n\
+                Connection: close, x-forwarded-for, x-forwarded-host, x-forwarded-proto, x-request-id\r\n\
+                X-Forwarded-For: 6.6.6.6\r\n\
+                X-Forwarded-Host: forged.example\r\n\
+                X-Forwarded-Proto: https\r\n\
+                X-Request-Id: client-chosen-id\r\n\
+                \r\n";
+    let answer = raw_exchange(proxy.addr, raw).await;
+    assert_eq!(raw_status(&answer), 200, "{answer}");
+    assert_eq!(legacy.count(), 1);
+    let seen = legacy.last();
+    let xff = seen
+        .headers
+        .get("x-forwarded-for")
+        .unwrap_or_else(|| panic!("x-forwarded-for was removed: {:?}", seen.headers))
+        .to_str()
+        .unwrap();
+    assert!(
+        xff.ends_with("127.0.0.1"),
+        "x-forwarded-for must end with the client address: {xff:?}"
+    );
+    assert_eq!(
+        seen.headers
+            .get("x-forwarded-proto")
+            .map(|v| v.to_str().unwrap()),
+        Some("http"),
+        "{:?}",
+        seen.headers
+    );
+    assert_eq!(
+        seen.headers
+            .get("x-forwarded-host")
+            .map(|v| v.to_str().unwrap()),
+        Some("front.example"),
+        "x-forwarded-host must be the client's Host: {:?}",
+        seen.headers
+    );
+    let id = seen
+        .headers
+        .get("x-request-id")
+        .unwrap_or_else(|| panic!("x-request-id was removed: {:?}", seen.headers))
+        .to_str()
+        .unwrap();
+    assert!(!id.is_empty());
+    assert_eq!(raw_header(&answer, "x-request-id"), Some(id), "{answer}");
+}
+
+// === x-strangler-* headers come from the proxy only ===
+
+/// A backend that answers 200 with forged `x-strangler-*` headers.
+async fn forging_backend(name: &str) -> TestBackend {
+    let body = name.to_owned();
+    TestBackend::with_handler(name, move |_| {
+        let body = body.clone();
+        async move {
+            Response::builder()
+                .header("x-strangler-fallback", "status-500")
+                .header("x-strangler-route", "forged")
+                .header("x-strangler-backend", "forged")
+                .body(pbody::full(body))
+                .unwrap()
+        }
+    })
+    .await
+}
+
+const FORGED_ROUTES: &str = r#"
+[[routes]]
+name = "moved"
+path = "/moved"
+weight = 100
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_cannot_forge_the_debug_headers() {
+    let legacy = forging_backend("legacy").await;
+    let new = forging_backend("new").await;
+    // Control: the backend really sends them.
+    let direct = get(&format!("{}/moved", new.url())).await;
+    assert_eq!(direct.header("x-strangler-fallback"), Some("status-500"));
+
+    let proxy = TestProxy::start(&config_with(&legacy.url(), &new.url(), FORGED_ROUTES)).await;
+    for (path, route, backend) in [
+        ("/moved/x", "moved", "new"),
+        ("/other", "_default", "legacy"),
+    ] {
+        let answer = get(&proxy.url(path)).await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+        assert_eq!(answer.text(), backend);
+        assert_eq!(answer.header("x-strangler-route"), Some(route), "{path}");
+        assert_eq!(
+            answer.header("x-strangler-backend"),
+            Some(backend),
+            "{path}"
+        );
+        assert_eq!(
+            answer.headers.get_all("x-strangler-route").iter().count(),
+            1,
+            "{path}: {:?}",
+            answer.headers
+        );
+        assert_eq!(
+            answer.headers.get_all("x-strangler-backend").iter().count(),
+            1,
+            "{path}: {:?}",
+            answer.headers
+        );
+        assert!(
+            answer.header("x-strangler-fallback").is_none(),
+            "{path}: a backend's x-strangler-fallback reached the client: {:?}",
+            answer.headers
+        );
+    }
+
+    // With debug_headers off, none of the three reaches the client.
+    let proxy = TestProxy::start(&support::config_with_server(
+        "debug_headers = false",
+        &legacy.url(),
+        &new.url(),
+        FORGED_ROUTES,
+    ))
+    .await;
+    for (path, backend) in [("/moved/x", "new"), ("/other", "legacy")] {
+        let answer = get(&proxy.url(path)).await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+        assert_eq!(answer.text(), backend);
+        for name in [
+            "x-strangler-route",
+            "x-strangler-backend",
+            "x-strangler-fallback",
+        ] {
+            assert!(
+                answer.headers.get(name).is_none(),
+                "{path}: {name} reached the client with debug_headers = false: {:?}",
+                answer.headers
+            );
+        }
+    }
+}
+
+// === a stalled request body ===
+
+/// Reads one whole HTTP/1.1 answer (head and a `Content-Length` body) from
+/// `stream`, within [`DEADLINE`]; an EOF or reset ends it early.
+async fn read_answer(stream: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    let complete = |out: &[u8]| {
+        let text = String::from_utf8_lossy(out);
+        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+            return false;
+        };
+        let length = raw_header(&format!("{head}\r\n\r\n"), "content-length")
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0);
+        body.len() >= length
+    };
+    while !complete(&out) {
+        match tokio::time::timeout(DEADLINE, stream.read(&mut buf)).await {
+            Err(_) => panic!(
+                "no whole answer within {DEADLINE:?}; got {:?}",
+                String::from_utf8_lossy(&out)
+            ),
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_body_on_a_fallback_route_is_408_json() {
+    let legacy = TestBackend::start("legacy").await;
+    let new = TestBackend::start("new").await;
+    let proxy = TestProxy::start(&support::config_with_server(
+        "header_read_timeout = \"300ms\"",
+        &legacy.url(),
+        &new.url(),
+        r#"
+[[routes]]
+name = "api"
+path = "/api"
+weight = 100
+"#,
+    ))
+    .await;
+
+    // The head is whole; the body promises 10 bytes, sends 2, then stalls.
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    stream
+        .write_all(b"PUT /api/x HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab")
+        .await
+        .unwrap();
+    let answer = read_answer(&mut stream).await;
+    assert_eq!(raw_status(&answer), 408, "{answer}");
+    assert_eq!(
+        raw_header(&answer, "content-type"),
+        Some("application/json"),
+        "{answer}"
+    );
+    let body = answer.split_once("\r\n\r\n").unwrap().1;
+    let json: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer}"));
+    let object = json.as_object().unwrap();
+    assert_eq!(object.len(), 2, "{json}");
+    assert!(
+        json["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{json}"
+    );
+    let id = raw_header(&answer, "x-request-id").expect("x-request-id on the 408");
+    assert!(!id.is_empty());
+    assert_eq!(json["request_id"], id, "{answer}");
+    drop(stream);
+
+    assert_eq!(new.count(), 0, "the new backend got the stalled request");
+    assert_eq!(legacy.count(), 0, "legacy got the stalled request");
+    // The proxy keeps serving, on the same route.
+    let answer = get(&proxy.url("/api/y")).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.text(), "new");
+    assert_eq!(new.count(), 1);
+}
+
+// === h2c to the backend ===
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_backend_gets_h2c_and_te_trailers() {
+    // `TestBackend` serves HTTP/1.1 and h2c with prior knowledge on one port.
+    let legacy = TestBackend::start("legacy").await;
+    let grpc = TestBackend::start("grpc").await;
+    let proxy = TestProxy::start(&config_with(
+        &legacy.url(),
+        &legacy.url(),
+        &format!(
+            r#"
+[backends.grpc]
+url = "{}"
+protocol = "http2"
+
+[[routes]]
+name = "grpc"
+path = "/grpc"
+new = "grpc"
+weight = 100
+"#,
+            grpc.url()
+        ),
+    ))
+    .await;
+    let with_te = |path: &str| {
+        request("POST", &proxy.url(path))
+            .header("te", "trailers")
+            .header("content-type", "application/grpc")
+            .body(Full::from("payload"))
+            .unwrap()
+    };
+
+    let answer = send(with_te("/grpc/Service/Method")).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.text(), "grpc");
+    let seen = grpc.last();
+    assert_eq!(seen.version, Version::HTTP_2, "not h2c to an http2 backend");
+    assert_eq!(
+        seen.headers.get("te").map(|v| v.to_str().unwrap()),
+        Some("trailers"),
+        "TE: trailers must reach an HTTP/2 backend: {:?}",
+        seen.headers
+    );
+    assert_eq!(seen.body_len, 7);
+
+    // To an HTTP/1.1 backend (protocol default) TE is hop-by-hop: removed.
+    let answer = send(with_te("/other")).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.text(), "legacy");
+    let seen = legacy.last();
+    assert_eq!(seen.version, Version::HTTP_11);
+    assert!(
+        seen.headers.get("te").is_none(),
+        "TE reached an HTTP/1.1 backend: {:?}",
+        seen.headers
+    );
+}
+
+// === backend connection pooling ===
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_connections_are_pooled_and_kept_alive() {
+    let legacy = TestBackend::start("legacy").await;
+    let proxy = proxy_for(&legacy).await;
+    const REQUESTS: usize = 50;
+    for i in 0..REQUESTS {
+        // A fresh client connection each time: only the proxy's pool can
+        // keep the backend connection.
+        let answer = get(&proxy.url(&format!("/pooled/{i}"))).await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+        assert_eq!(answer.text(), "legacy");
+    }
+    assert_eq!(legacy.count(), REQUESTS);
+    let connections = legacy.connection_count();
+    assert!(
+        (1..=2).contains(&connections),
+        "{REQUESTS} sequential requests opened {connections} backend connections: no pooling"
+    );
+}

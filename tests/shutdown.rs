@@ -134,3 +134,122 @@ async fn shutdown_timeout_bounds_the_drain() {
         proxy.log()
     );
 }
+
+/// An open WebSocket tunnel keeps working through a graceful shutdown, and
+/// the shutdown ends once it closes (in-process: `Running::shutdown`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_waits_for_an_open_websocket_then_finishes_when_it_closes() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ws_addr = listener.local_addr().unwrap();
+    let echo = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
+        while let Some(Ok(message)) = ws.next().await {
+            if message.is_text() || message.is_binary() {
+                ws.send(message).await.unwrap();
+            }
+        }
+    });
+    let legacy = TestBackend::start("legacy").await;
+    // Longer than DEADLINE: a shutdown that ends within DEADLINE of the close
+    // ended because the tunnel closed, not because the timeout ran out.
+    let proxy = support::TestProxy::start(&support::config_with_server(
+        "shutdown_timeout = \"30s\"",
+        &legacy.url(),
+        &legacy.url(),
+        &format!(
+            r#"
+[backends.ws]
+url = "http://{ws_addr}"
+
+[[routes]]
+name = "ws"
+path = "/ws"
+new = "ws"
+weight = 100
+"#
+        ),
+    ))
+    .await;
+    let support::TestProxy {
+        running,
+        addr,
+        admin,
+        dir: _dir,
+        ..
+    } = proxy;
+
+    let (mut ws, response) = tokio::time::timeout(
+        DEADLINE,
+        tokio_tungstenite::connect_async(format!("ws://{addr}/ws")),
+    )
+    .await
+    .expect("handshake timed out")
+    .expect("handshake failed");
+    assert_eq!(response.status(), 101);
+
+    async fn round_trip<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>, text: &str)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        ws.send(Message::text(text)).await.unwrap();
+        let echoed = tokio::time::timeout(DEADLINE, ws.next())
+            .await
+            .expect("no echo in time")
+            .expect("the tunnel ended")
+            .expect("websocket error");
+        assert_eq!(echoed, Message::text(text));
+    }
+    round_trip(&mut ws, "before shutdown").await;
+
+    let shutdown = tokio::spawn(running.shutdown());
+    // The shutdown has begun: not ready, and the listener is closed.
+    eventually(DEADLINE, "/readyz answers 503", || async move {
+        try_get(&format!("http://{admin}/readyz"))
+            .await
+            .is_some_and(|a| a.status == 503)
+    })
+    .await;
+    eventually(DEADLINE, "new connections are refused", || async move {
+        tokio::net::TcpStream::connect(addr).await.is_err()
+    })
+    .await;
+
+    // The tunnel still carries messages both ways, and the shutdown waits.
+    round_trip(&mut ws, "during shutdown").await;
+    assert!(
+        !shutdown.is_finished(),
+        "the shutdown finished with a WebSocket still open"
+    );
+    let health = try_get(&format!("http://{admin}/healthz")).await;
+    assert!(
+        health.is_some_and(|a| a.status == 200),
+        "the admin API stopped while a tunnel was open"
+    );
+    assert!(!shutdown.is_finished());
+
+    // Close the WebSocket: the close handshake, then the connection ends.
+    ws.close(None).await.unwrap();
+    for _ in 0..4 {
+        match tokio::time::timeout(DEADLINE, ws.next())
+            .await
+            .expect("close handshake timed out")
+        {
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => break,
+        }
+    }
+    drop(ws);
+    tokio::time::timeout(DEADLINE, shutdown)
+        .await
+        .expect("the shutdown did not finish after the WebSocket closed")
+        .unwrap();
+    tokio::time::timeout(DEADLINE, echo)
+        .await
+        .expect("the echo server did not finish")
+        .unwrap();
+    assert_eq!(legacy.count(), 0);
+}

@@ -8,11 +8,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -32,6 +33,8 @@ pub const DEADLINE: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct Seen {
     pub method: Method,
+    /// The HTTP version the request came in with.
+    pub version: Version,
     /// Path and query as received.
     pub uri: String,
     pub headers: HeaderMap,
@@ -49,6 +52,8 @@ pub struct TestBackend {
     pub name: String,
     pub addr: SocketAddr,
     pub seen: Arc<Mutex<Vec<Seen>>>,
+    /// TCP connections accepted so far.
+    pub connections: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -103,11 +108,14 @@ impl TestBackend {
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let record = seen.clone();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let accepted = connections.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                accepted.fetch_add(1, Ordering::SeqCst);
                 let handler = handler.clone();
                 let record = record.clone();
                 tokio::spawn(async move {
@@ -123,6 +131,7 @@ impl TestBackend {
                                 .unwrap_or_default();
                             let seen = Seen {
                                 method: parts.method,
+                                version: parts.version,
                                 uri: parts
                                     .uri
                                     .path_and_query()
@@ -146,8 +155,14 @@ impl TestBackend {
             name: name.to_owned(),
             addr,
             seen,
+            connections,
             task,
         }
+    }
+
+    /// How many TCP connections the backend has accepted.
+    pub fn connection_count(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     pub fn url(&self) -> String {
@@ -439,6 +454,17 @@ impl Binary {
 
     /// [`Binary::start`] with the environment variables `env` set for the process.
     pub async fn start_with_env(server: &str, rest: &str, env: &[(&str, &str)]) -> Binary {
+        Binary::start_with(server, rest, env, &[]).await
+    }
+
+    /// [`Binary::start_with_env`], with `args` passed to `strangler` before
+    /// `run` (global options such as `--log-format json`).
+    pub async fn start_with(
+        server: &str,
+        rest: &str,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Binary {
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let admin: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let text = format!(
@@ -449,6 +475,7 @@ impl Binary {
         std::fs::write(&path, &text).unwrap();
         let log_path = dir.path().join("strangler.log");
         let child = Command::new(env!("CARGO_BIN_EXE_strangler"))
+            .args(args)
             .arg("run")
             .arg("-c")
             .arg(&path)
