@@ -4,6 +4,9 @@
 # percentiles and each proxy's throughput as a ratio of nginx's.
 #
 # Usage: benches/compare.sh [seconds per run, default 10] [connections, default 64]
+# PROXY_THREADS (default 1) sets each proxy's worker threads alike: nginx
+# worker_processes, HAProxy nbthread, strangler workers. On a small machine the
+# load generator and the origin share the cores, so 1 is the fair default.
 # Needs: nginx, haproxy, wrk (Debian: apt-get install nginx-light haproxy wrk)
 # and a release build (cargo build --release). Everything listens on 127.0.0.1.
 set -euo pipefail
@@ -11,6 +14,7 @@ set -euo pipefail
 DURATION="${1:-10}"
 CONNECTIONS="${2:-64}"
 THREADS=1
+PROXY_THREADS="${PROXY_THREADS:-1}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="$ROOT/target/release/strangler"
 WORK="$(mktemp -d)"
@@ -42,7 +46,7 @@ ORIGIN=$(free_port); NGINX=$(free_port); HAPROXY=$(free_port); STRANGLER=$(free_
 # The origin: nginx answering a fixed 200 body, so the backend costs the same for every proxy.
 mkdir -p "$WORK/nginx"
 cat > "$WORK/nginx.conf" <<CONF
-worker_processes 1;
+worker_processes $PROXY_THREADS;
 pid $WORK/nginx/nginx.pid;
 error_log $WORK/nginx/error.log crit;
 events { worker_connections 4096; }
@@ -71,7 +75,7 @@ PIDS+=($!)
 
 cat > "$WORK/haproxy.cfg" <<CONF
 global
-    nbthread 2
+    nbthread $PROXY_THREADS
 defaults
     mode http
     timeout connect 2s
@@ -96,6 +100,7 @@ cat > "$WORK/strangler.toml" <<CONF
 listen = "127.0.0.1:$STRANGLER"
 admin_listen = "127.0.0.1:$ADMIN"
 debug_headers = true
+workers = $PROXY_THREADS
 
 [backends.legacy]
 url = "http://127.0.0.1:$ORIGIN"
@@ -127,7 +132,7 @@ run() { # name port -> "rps p50 p99"
     echo "$rps $p50 $p99"
 }
 
-echo "wrk: ${DURATION}s, $CONNECTIONS connections, $THREADS thread, GET /api/users/42 on $(nproc) cores"
+echo "wrk: ${DURATION}s, $CONNECTIONS connections, $THREADS thread, GET /api/users/42 on $(nproc) cores; $PROXY_THREADS proxy thread(s) each"
 run warmup "$STRANGLER" > /dev/null
 declare -A RESULT
 for proxy in nginx haproxy strangler; do
