@@ -35,8 +35,14 @@ pub async fn serve(listener: TcpListener, options: EchoOptions) {
     let options = Arc::new(options);
     let builder = auto::Builder::new(TokioExecutor::new());
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                // Out of file descriptors and the like: back off, keep serving.
+                debug!(%error, "echo accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
         };
         let options = options.clone();
         let builder = builder.clone();

@@ -104,7 +104,9 @@ pub fn explain(
         let _ = writeln!(
             out,
             "upstream:  {}",
-            backend.upstream_uri(&path, uri.query())
+            backend
+                .upstream_uri(&path, uri.query())
+                .map_err(|e| e.to_string())?
         );
         return Ok(out);
     };
@@ -145,11 +147,14 @@ pub fn explain(
                     out,
                     "upstream:  {} (new)",
                     new.upstream_uri(&new_path, uri.query())
+                        .map_err(|e| e.to_string())?
                 );
                 let _ = writeln!(
                     out,
                     "           {} (legacy)",
-                    legacy.upstream_uri(&path, uri.query())
+                    legacy
+                        .upstream_uri(&path, uri.query())
+                        .map_err(|e| e.to_string())?
                 );
                 fallback_line(&mut out, config, route);
                 return Ok(out);
@@ -181,7 +186,9 @@ pub fn explain(
     let _ = writeln!(
         out,
         "upstream:  {}",
-        backend.upstream_uri(upstream_path, uri.query())
+        backend
+            .upstream_uri(upstream_path, uri.query())
+            .map_err(|e| e.to_string())?
     );
     if decision.target == Target::New {
         fallback_line(&mut out, config, route);

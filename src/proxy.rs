@@ -287,7 +287,7 @@ async fn route_and_forward(
             let backend = &snapshot.backends[routed.backend];
             let uri_path = upstream_path(&routed, &path);
             let headers = std::mem::take(&mut request.headers);
-            let upstream = request.build(backend, &uri_path, body, headers);
+            let upstream = request.build(backend, &uri_path, body, headers)?;
             send(backend, upstream).await?
         }
         Some(fallback) => {
@@ -328,7 +328,7 @@ async fn forward_with_fallback(
     };
     let attempt = send(
         new,
-        request.build(new, &uri_path, first_body, request.headers.clone()),
+        request.build(new, &uri_path, first_body, request.headers.clone())?,
     )
     .await;
     let replayable_method = fallback.replay_methods.contains(&request.method);
@@ -364,7 +364,7 @@ async fn forward_with_fallback(
             request.path,
             body::full(bytes),
             request.headers.clone(),
-        ),
+        )?,
     )
     .await
 }
@@ -390,11 +390,13 @@ impl Outgoing<'_> {
         path: &str,
         body: ProxyBody,
         mut headers: HeaderMap,
-    ) -> Request<ProxyBody> {
+    ) -> Result<Request<ProxyBody>, ProxyError> {
         let config = &backend.config;
         let mut request = Request::new(body);
         *request.method_mut() = self.method.clone();
-        *request.uri_mut() = config.upstream_uri(path, self.query);
+        *request.uri_mut() = config
+            .upstream_uri(path, self.query)
+            .map_err(|_| ProxyError::BadRequest("request path cannot be forwarded"))?;
         *request.version_mut() = match config.protocol {
             Protocol::Http2 => Version::HTTP_2,
             _ => Version::HTTP_11,
@@ -412,7 +414,7 @@ impl Outgoing<'_> {
             host.unwrap_or_else(|| backend.host_header.clone()),
         );
         *request.headers_mut() = headers;
-        request
+        Ok(request)
     }
 }
 

@@ -281,12 +281,13 @@ pub fn watch(reloader: Arc<Reloader>) -> notify::Result<notify::RecommendedWatch
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
         _ => PathBuf::from("."),
     };
-    let (events, mut rx) = mpsc::unbounded_channel::<()>();
+    // One pending event is enough: a burst collapses into it.
+    let (events, mut rx) = mpsc::channel::<()>(1);
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event
             && !event.kind.is_access()
         {
-            let _ = events.send(());
+            let _ = events.try_send(());
         }
     })?;
     watcher.watch(&dir, RecursiveMode::NonRecursive)?;

@@ -94,7 +94,12 @@ pub async fn serve_tls<S, B>(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
+    // HTTP/2 has no header_read_timeout: pings find dead peers instead.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_timeout(Duration::from_secs(20));
     tokio::pin!(shutdown);
 
     loop {

@@ -81,7 +81,11 @@ pub struct BackendConfig {
 
 impl BackendConfig {
     /// The upstream URI for an (already normalised) path and optional query.
-    pub fn upstream_uri(&self, path: &str, query: Option<&str>) -> Uri {
+    pub fn upstream_uri(
+        &self,
+        path: &str,
+        query: Option<&str>,
+    ) -> Result<Uri, http::uri::InvalidUri> {
         let mut s = String::with_capacity(
             self.scheme.as_str().len()
                 + 3
@@ -99,9 +103,9 @@ impl BackendConfig {
             s.push('?');
             s.push_str(q);
         }
-        // The parts were validated at load and the path normalised: this cannot fail
-        // for a path that came from a parsed request URI.
-        Uri::try_from(s).unwrap_or_else(|_| Uri::from_static("/"))
+        // The parts were validated at load and the path normalised, so this
+        // only fails for a path that did not come from a parsed request URI.
+        Uri::try_from(s)
     }
 }
 
