@@ -141,7 +141,7 @@ pub fn start(launch: Launch) -> std::io::Result<Running> {
     let observer = Arc::new(Telemetry { metrics });
     let tunnels = Arc::new(Tunnels::default());
     let service = crate::proxy_service(snapshot.clone(), Some(observer), tunnels.clone());
-    let proxy_task = tokio::spawn(server::serve_tls(
+    let proxy_task = tokio::spawn(server::serve(
         launch.proxy,
         service,
         limits,
@@ -159,6 +159,7 @@ pub fn start(launch: Launch) -> std::io::Result<Running> {
             listener,
             service,
             limits,
+            None,
             wait_for(admin_stopped),
         ))
     });

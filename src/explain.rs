@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 
-use crate::config::{Config, RouteConfig, Sticky};
+use crate::config::{BackendConfig, Config, RouteConfig, Sticky};
 use crate::route::{self, BucketSource, Reason, RequestInfo, Router, Target};
 
 /// `check`'s output: one line per route, with what it does now.
@@ -101,13 +101,7 @@ pub fn explain(
             "route:     _default (no route matches: legacy owns this path)"
         );
         let _ = writeln!(out, "backend:   {} (defaults.legacy)", backend.name);
-        let _ = writeln!(
-            out,
-            "upstream:  {}",
-            backend
-                .upstream_uri(&path, uri.query())
-                .map_err(|e| e.to_string())?
-        );
+        let _ = writeln!(out, "upstream:  {}", upstream(backend, &path, uri.query())?);
         return Ok(out);
     };
     let route = &config.routes[index];
@@ -129,7 +123,7 @@ pub fn explain(
                 let _ = writeln!(out, "flag:      {flag} = {value}");
             }
             let _ = writeln!(out, "weight:    {}% to new", percent(route.weight_bp));
-            if source == BucketSource::Random && route.weight_bp % 10_000 != 0 {
+            if source == BucketSource::Random && !route.weight_bp.is_multiple_of(10_000) {
                 let _ = writeln!(
                     out,
                     "bucket:    random per request ({}): new iff bucket < {}",
@@ -146,15 +140,12 @@ pub fn explain(
                 let _ = writeln!(
                     out,
                     "upstream:  {} (new)",
-                    new.upstream_uri(&new_path, uri.query())
-                        .map_err(|e| e.to_string())?
+                    upstream(new, &new_path, uri.query())?
                 );
                 let _ = writeln!(
                     out,
                     "           {} (legacy)",
-                    legacy
-                        .upstream_uri(&path, uri.query())
-                        .map_err(|e| e.to_string())?
+                    upstream(legacy, &path, uri.query())?
                 );
                 fallback_line(&mut out, config, route);
                 return Ok(out);
@@ -186,14 +177,17 @@ pub fn explain(
     let _ = writeln!(
         out,
         "upstream:  {}",
-        backend
-            .upstream_uri(upstream_path, uri.query())
-            .map_err(|e| e.to_string())?
+        upstream(backend, upstream_path, uri.query())?
     );
     if decision.target == Target::New {
         fallback_line(&mut out, config, route);
     }
     Ok(out)
+}
+
+/// The URL `backend` would get, or why it cannot be built.
+fn upstream(backend: &BackendConfig, path: &str, query: Option<&str>) -> Result<Uri, String> {
+    backend.upstream_uri(path, query).map_err(|e| e.to_string())
 }
 
 fn fallback_line(out: &mut String, config: &Config, route: &RouteConfig) {

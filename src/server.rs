@@ -51,28 +51,10 @@ impl From<&ServerConfig> for Limits {
 /// accepting and waits up to `limits.shutdown_timeout` for open connections.
 ///
 /// At most `limits.max_connections` connections are held at once; further
-/// clients wait in the kernel's accept queue.
+/// clients wait in the kernel's accept queue. With `tls`, the handshake and
+/// the first request bytes must both arrive within
+/// `limits.header_read_timeout`, and requests carry [`ClientTls`].
 pub async fn serve<S, B>(
-    listener: TcpListener,
-    service: S,
-    limits: Limits,
-    shutdown: impl Future<Output = ()>,
-) where
-    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    serve_tls(listener, service, limits, None, shutdown).await;
-}
-
-/// [`serve`], over TLS when `tls` is given: the handshake and the first
-/// request bytes must both arrive within `limits.header_read_timeout`, and
-/// requests carry [`ClientTls`].
-pub async fn serve_tls<S, B>(
     listener: TcpListener,
     service: S,
     limits: Limits,

@@ -542,15 +542,15 @@ fn read_server(p: &mut Problems, root: &Table<'_, '_>) -> ServerConfig {
 fn admin_token_env(p: &mut Problems, v: &Value<'_>) -> Option<Option<String>> {
     let hint = "write the name of an environment variable, like \"STRANGLER_ADMIN_TOKEN\", or \"\" for none";
     let name = optional_str(p, v, hint)?;
-    if let Some(n) = &name {
-        if n.contains(['=', '\0']) || n.chars().any(char::is_whitespace) {
-            p.add(
-                v.span().start,
-                format!("\"{n}\" is not a valid environment variable name"),
-                hint,
-            );
-            return None;
-        }
+    if let Some(n) = &name
+        && (n.contains(['=', '\0']) || n.chars().any(char::is_whitespace))
+    {
+        p.add(
+            v.span().start,
+            format!("\"{n}\" is not a valid environment variable name"),
+            hint,
+        );
+        return None;
     }
     Some(name)
 }
@@ -723,15 +723,15 @@ fn read_backend(p: &mut Problems, name: &str, name_at: usize, v: &Value<'_>) -> 
         .map(PathBuf::from),
         tls_server_name: field(p, &t, "tls_server_name", |p, v| {
             let name = optional_str(p, v, server_name_hint)?;
-            if let Some(n) = &name {
-                if valid_hostname(&n.to_ascii_lowercase()).is_err() {
-                    p.add(
-                        v.span().start,
-                        format!("invalid TLS server name \"{n}\""),
-                        server_name_hint,
-                    );
-                    return None;
-                }
+            if let Some(n) = &name
+                && valid_hostname(&n.to_ascii_lowercase()).is_err()
+            {
+                p.add(
+                    v.span().start,
+                    format!("invalid TLS server name \"{n}\""),
+                    server_name_hint,
+                );
+                return None;
             }
             Some(name)
         })
