@@ -16,7 +16,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, warn};
 
 use crate::backend::Backend;
@@ -94,6 +94,7 @@ pub struct ProxyService {
     snapshot: SharedSnapshot,
     observer: Option<Arc<dyn Observer>>,
     tunnels: Arc<Tunnels>,
+    replay_budget: ReplayBudget,
 }
 
 impl ProxyService {
@@ -102,6 +103,7 @@ impl ProxyService {
             snapshot,
             observer: None,
             tunnels: Arc::default(),
+            replay_budget: Arc::new(Semaphore::new(REPLAY_BUDGET_BYTES)),
         }
     }
 
@@ -291,8 +293,16 @@ async fn route_and_forward(
             send(backend, upstream).await?
         }
         Some(fallback) => {
-            forward_with_fallback(&routed, &request, body, content_length, fallback, exchange)
-                .await?
+            forward_with_fallback(
+                &routed,
+                &mut request,
+                body,
+                &service.replay_budget,
+                content_length,
+                fallback,
+                exchange,
+            )
+            .await?
         }
     };
     Ok(finish_response(response, upgrade, &service.tunnels))
@@ -310,8 +320,9 @@ fn upstream_path<'p>(routed: &Routed<'_>, path: &'p str) -> std::borrow::Cow<'p,
 /// body was held whole, replays the request to legacy.
 async fn forward_with_fallback(
     routed: &Routed<'_>,
-    request: &Outgoing<'_>,
+    request: &mut Outgoing<'_>,
     body: ProxyBody,
+    budget: &ReplayBudget,
     content_length: Option<u64>,
     fallback: &FallbackConfig,
     exchange: &mut Exchange,
@@ -320,17 +331,19 @@ async fn forward_with_fallback(
     let route = &snapshot.config.routes[routed.route.unwrap_or_default()];
     let new = &snapshot.backends[routed.backend];
     let idle = snapshot.config.server.header_read_timeout;
-    let held = hold(body, fallback.max_body, content_length, idle).await?;
+    let held = hold(body, fallback.max_body, content_length, idle, budget).await?;
     let uri_path = upstream_path(routed, request.path);
-    let (first_body, replay_body) = match held {
-        Held::Whole(bytes) => (body::full(bytes.clone()), Some(bytes)),
-        Held::Streaming(body) => (body, None),
+    // `_permit` keeps the held bytes counted until this request is answered.
+    let (first_body, replay_body, _permit) = match held {
+        Held::Whole(bytes, permit) => (body::full(bytes.clone()), Some(bytes), permit),
+        Held::Streaming(body) => (body, None, None),
     };
-    let attempt = send(
-        new,
-        request.build(new, &uri_path, first_body, request.headers.clone())?,
-    )
-    .await;
+    // Headers are copied only when a replay could need them.
+    let headers = match replay_body {
+        Some(_) => request.headers.clone(),
+        None => std::mem::take(&mut request.headers),
+    };
+    let attempt = send(new, request.build(new, &uri_path, first_body, headers)?).await;
     let replayable_method = fallback.replay_methods.contains(&request.method);
     let reason = match &attempt {
         Ok(response) if fallback.on_status(response.status().as_u16()) && replayable_method => {
@@ -554,26 +567,61 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 /// A request body, held in memory for a possible replay or, when larger than
 /// the replay limit, streaming on.
 enum Held {
-    Whole(Bytes),
+    /// The whole body, and its share of the [`ReplayBudget`] until dropped.
+    Whole(Bytes, Option<OwnedSemaphorePermit>),
     Streaming(ProxyBody),
 }
 
-/// Reads up to `max` bytes of `body`. A body that ends within `max` is held
-/// whole; a larger one streams on with what was already read in front. A
-/// client that sends nothing for `idle` gets a 408.
+/// Bytes of request bodies held for replay at once, across all requests.
+/// Past it, a body streams (without fallback) rather than grow memory:
+/// `max_body` bounds one request, this bounds them all.
+pub const REPLAY_BUDGET_BYTES: usize = 256 * 1024 * 1024;
+
+/// The process-wide allowance of held body bytes, one permit per byte.
+pub type ReplayBudget = Arc<Semaphore>;
+
+/// Takes `n` more bytes of `budget` into `held`; false when it is spent.
+fn reserve(budget: &ReplayBudget, held: &mut Option<OwnedSemaphorePermit>, n: usize) -> bool {
+    let Ok(n) = u32::try_from(n) else {
+        return false;
+    };
+    match budget.clone().try_acquire_many_owned(n) {
+        Ok(permit) => {
+            match held {
+                Some(held) => held.merge(permit),
+                None => *held = Some(permit),
+            }
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Reads up to `max` bytes of `body`. A body that ends within `max` (and
+/// within what is left of `budget`) is held whole; a larger one streams on
+/// with what was already read in front. A client that sends nothing for
+/// `idle` gets a 408.
 async fn hold(
     mut body: ProxyBody,
     max: u64,
     content_length: Option<u64>,
     idle: Duration,
+    budget: &ReplayBudget,
 ) -> Result<Held, ProxyError> {
     if body.is_end_stream() {
-        return Ok(Held::Whole(Bytes::new()));
+        return Ok(Held::Whole(Bytes::new(), None));
     }
     if content_length.is_some_and(|n| n > max) {
         return Ok(Held::Streaming(body));
     }
-    let mut buffer = BytesMut::with_capacity(content_length.unwrap_or(0) as usize);
+    let mut permit = None;
+    // A declared length is reserved up front; a chunked body chunk by chunk.
+    let declared = content_length.unwrap_or(0) as usize;
+    if !reserve(budget, &mut permit, declared) {
+        debug!("replay budget spent: streaming without fallback");
+        return Ok(Held::Streaming(body));
+    }
+    let mut buffer = BytesMut::with_capacity(declared);
     loop {
         let Ok(frame) = tokio::time::timeout(idle, body.frame()).await else {
             return Err(ProxyError::RequestTimeout);
@@ -590,7 +638,11 @@ async fn hold(
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        if (buffer.len() + data.len()) as u64 > max {
+        let beyond_declared =
+            (buffer.len() + data.len()).saturating_sub(declared.max(buffer.len()));
+        if (buffer.len() + data.len()) as u64 > max
+            || !reserve(budget, &mut permit, beyond_declared)
+        {
             buffer.extend_from_slice(&data);
             let prefix = buffer.freeze();
             return Ok(Held::Streaming(body::boxed(Prefixed {
@@ -600,7 +652,7 @@ async fn hold(
         }
         buffer.extend_from_slice(&data);
     }
-    Ok(Held::Whole(buffer.freeze()))
+    Ok(Held::Whole(buffer.freeze(), permit))
 }
 
 /// A body that yields `prefix` and then the rest of a partly read body.
@@ -644,19 +696,69 @@ mod tests {
 
     const IDLE: Duration = Duration::from_secs(5);
 
+    fn budget(bytes: usize) -> ReplayBudget {
+        Arc::new(Semaphore::new(bytes))
+    }
+
+    fn chunked(chunks: &[&'static str]) -> ProxyBody {
+        let frames: Vec<Result<Frame<Bytes>, BoxError>> = chunks
+            .iter()
+            .map(|c| Ok(Frame::data(Bytes::from_static(c.as_bytes()))))
+            .collect();
+        body::boxed(http_body_util::StreamBody::new(futures_util::stream::iter(
+            frames,
+        )))
+    }
+
+    #[tokio::test]
+    async fn held_bytes_count_against_the_budget_until_dropped() {
+        let budget = budget(8);
+        let first = hold(body::full("12345"), 100, Some(5), IDLE, &budget)
+            .await
+            .unwrap();
+        assert!(matches!(first, Held::Whole(..)));
+        assert_eq!(budget.available_permits(), 3);
+        // Declared length over what is left: streams, the budget is untouched.
+        let second = hold(body::full("abcd"), 100, Some(4), IDLE, &budget)
+            .await
+            .unwrap();
+        assert!(matches!(second, Held::Streaming(_)));
+        assert_eq!(budget.available_permits(), 3);
+        // Chunked: runs out mid-body, streams with every byte intact.
+        let Held::Streaming(rest) = hold(chunked(&["ab", "cd"]), 100, None, IDLE, &budget)
+            .await
+            .unwrap()
+        else {
+            panic!("expected streaming");
+        };
+        assert_eq!(&rest.collect().await.unwrap().to_bytes()[..], b"abcd");
+        assert_eq!(budget.available_permits(), 3);
+        drop(first);
+        assert_eq!(budget.available_permits(), 8);
+    }
+
     #[tokio::test]
     async fn a_stalled_body_is_a_request_timeout() {
         let stalled = body::boxed(http_body_util::StreamBody::new(
             futures_util::stream::pending::<Result<Frame<Bytes>, BoxError>>(),
         ));
-        let held = hold(stalled, 10, Some(5), Duration::from_millis(20)).await;
+        let held = hold(
+            stalled,
+            10,
+            Some(5),
+            Duration::from_millis(20),
+            &budget(100),
+        )
+        .await;
         assert!(matches!(held, Err(ProxyError::RequestTimeout)));
     }
 
     #[tokio::test]
     async fn small_body_is_held_whole() {
-        let held = hold(body::full("hello"), 10, Some(5), IDLE).await.unwrap();
-        assert!(matches!(held, Held::Whole(b) if b == "hello"));
+        let held = hold(body::full("hello"), 10, Some(5), IDLE, &budget(100))
+            .await
+            .unwrap();
+        assert!(matches!(held, Held::Whole(b, _) if b == "hello"));
     }
 
     #[tokio::test]
@@ -667,7 +769,8 @@ mod tests {
         let streamed = body::boxed(http_body_util::StreamBody::new(futures_util::stream::iter(
             chunks,
         )));
-        let Held::Streaming(rest) = hold(streamed, 6, None, IDLE).await.unwrap() else {
+        let Held::Streaming(rest) = hold(streamed, 6, None, IDLE, &budget(100)).await.unwrap()
+        else {
             panic!("expected streaming");
         };
         let all = rest.collect().await.unwrap().to_bytes();
@@ -676,7 +779,7 @@ mod tests {
 
     #[tokio::test]
     async fn declared_length_over_max_is_not_read() {
-        let held = hold(body::full("0123456789"), 4, Some(10), IDLE)
+        let held = hold(body::full("0123456789"), 4, Some(10), IDLE, &budget(100))
             .await
             .unwrap();
         assert!(matches!(held, Held::Streaming(_)));
