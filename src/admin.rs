@@ -33,13 +33,8 @@ impl Admin {
         req: Request<B>,
     ) -> Result<Response<ProxyBody>, Infallible> {
         let path = req.uri().path();
-        // Admin errors carry a request id like the proxy's own errors do.
-        let request_id = req
-            .headers()
-            .get(&X_REQUEST_ID)
-            .cloned()
-            .or_else(|| HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).ok());
-        let request_id = request_id.as_ref();
+        // Set by the request-id layer of `app::start`'s admin stack.
+        let request_id = req.headers().get(&X_REQUEST_ID);
         let open = matches!(path, "/healthz" | "/readyz");
         if !open && !self.authorized(req.headers().get(header::AUTHORIZATION)) {
             let mut response = json_error(
@@ -61,26 +56,23 @@ impl Admin {
                     text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
                 }
             }
-            (&Method::GET, "/metrics") => {
-                let mut response = Response::new(body::full(self.metrics.encode()));
-                response.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-                );
-                response
-            }
-            (&Method::GET, "/config") => json_response(StatusCode::OK, self.config_json()),
-            (&Method::GET, "/routes") => json_response(StatusCode::OK, self.routes_json()),
+            (&Method::GET, "/metrics") => body::response(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                self.metrics.encode(),
+            ),
+            (&Method::GET, "/config") => body::json(StatusCode::OK, &self.config_json()),
+            (&Method::GET, "/routes") => body::json(StatusCode::OK, &self.routes_json()),
             (&Method::POST, "/reload") => match self.reloader.reload(Trigger::Admin).await {
                 Outcome::Loaded { version } => {
-                    json_response(StatusCode::OK, json!({ "version": version }))
+                    body::json(StatusCode::OK, &json!({ "version": version }))
                 }
                 Outcome::Failed { error } => {
-                    json_response(StatusCode::BAD_REQUEST, json!({ "error": error }))
+                    body::json(StatusCode::BAD_REQUEST, &json!({ "error": error }))
                 }
                 Outcome::Unchanged | Outcome::Missing => {
                     let version = self.snapshot.load().config.version.clone();
-                    json_response(StatusCode::OK, json!({ "version": version }))
+                    body::json(StatusCode::OK, &json!({ "version": version }))
                 }
             },
             (_, "/healthz" | "/readyz" | "/metrics" | "/config" | "/routes" | "/reload") => {
@@ -137,7 +129,7 @@ impl Admin {
                 json!({
                     "name": route.name,
                     "path": route.path,
-                    "weight": f64::from(route.effective_weight_bp()) / 100.0,
+                    "weight": route.effective_weight_percent(),
                     "flag": route.flag.as_ref().map(|(name, value)| json!({"name": name, "value": value})),
                     "legacy": legacy,
                     "new": new,
@@ -171,10 +163,6 @@ impl Admin {
 
 fn text(status: StatusCode, text: &'static str) -> Response<ProxyBody> {
     body::response(status, "text/plain; charset=utf-8", text)
-}
-
-fn json_response(status: StatusCode, value: Value) -> Response<ProxyBody> {
-    body::json(status, &value)
 }
 
 /// The credentials of `Bearer <token>`; the scheme is case-insensitive (RFC 9110 §11.1).

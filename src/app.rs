@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tracing::{info, warn};
 
 use crate::admin::Admin;
@@ -150,7 +151,10 @@ pub fn start(launch: Launch) -> std::io::Result<Running> {
     ));
     let admin_task = launch.admin.map(|listener| {
         let admin = admin.clone();
-        let service = tower::service_fn(move |req| admin.clone().handle(req));
+        let service = tower::ServiceBuilder::new()
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .service_fn(move |req| admin.clone().handle(req));
         let limits = Limits {
             shutdown_timeout: Duration::from_secs(1),
             ..limits
@@ -204,11 +208,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {admin_listen} (admin_listen): {e}"))?;
     info!(%listen, %admin_listen, routes = config.routes.len(), version = %config.version, "proxy listening");
-    for backend in &config.backends {
-        if backend.tls_insecure_skip_verify {
-            warn!(backend = %backend.name, "tls_insecure_skip_verify is on: never in production");
-        }
-    }
+    reload::warn_insecure_backends(&config);
     let path = config.path.clone();
     let running = start(Launch {
         config,

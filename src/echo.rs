@@ -8,18 +8,15 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use crate::body::{self, ProxyBody};
+use crate::server::{self, Limits};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
-use tracing::debug;
-
-use crate::body::{self, ProxyBody};
 
 /// What an echo backend is told at start.
 #[derive(Debug, Clone)]
@@ -30,35 +27,20 @@ pub struct EchoOptions {
     pub fail_paths: Vec<String>,
 }
 
-/// Serves echo answers on `listener` forever.
+/// Serves echo answers on `listener` forever, with the proxy's own listener
+/// (connection limits, HTTP/1.1 and h2c).
 pub async fn serve(listener: TcpListener, options: EchoOptions) {
     let options = Arc::new(options);
-    let builder = auto::Builder::new(TokioExecutor::new());
-    loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(error) => {
-                // Out of file descriptors and the like: back off, keep serving.
-                debug!(%error, "echo accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+    let service = tower::service_fn(move |req| {
         let options = options.clone();
-        let builder = builder.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let options = options.clone();
-                async move { Ok::<_, Infallible>(answer(&options, req).await) }
-            });
-            if let Err(error) = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                debug!(%error, "echo connection error");
-            }
-        });
-    }
+        async move { Ok::<_, Infallible>(answer(&options, req).await) }
+    });
+    let limits = Limits {
+        header_read_timeout: Duration::from_secs(10),
+        max_connections: 10_000,
+        shutdown_timeout: Duration::ZERO,
+    };
+    server::serve(listener, service, limits, None, std::future::pending()).await;
 }
 
 /// Binds `addr` and serves echo answers on it in a background task, returning

@@ -7,7 +7,8 @@ use crate::body::{self, ProxyBody};
 /// Why the proxy, not a backend, produced the answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProxyError {
-    /// The request cannot be routed (e.g. a path that is not origin-form).
+    /// The request cannot be proxied: a target that is not a path, a body the
+    /// client broke off, a path that cannot be forwarded.
     BadRequest(&'static str),
     /// The request body is larger than `server.max_request_body`.
     PayloadTooLarge,

@@ -72,11 +72,8 @@ pub fn explain(
     }
     let header_map = parse_headers(headers)?;
     let path = route::normalize_path(uri.path());
-    let host = uri.authority().map(|a| a.as_str()).or_else(|| {
-        header_map
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-    });
+    let host = crate::headers::client_host(&uri, &header_map);
+    let host = host.as_ref().and_then(|h| h.to_str().ok());
     let info = RequestInfo {
         method: &method,
         path: &path,
@@ -168,11 +165,7 @@ pub fn explain(
         Target::New => (new, new_path.as_ref()),
         Target::Legacy => (legacy, path.as_ref()),
     };
-    let side = if decision.target == Target::New {
-        "new"
-    } else {
-        "legacy"
-    };
+    let side = decision.target.as_str();
     let _ = writeln!(out, "backend:   {} ({side})", backend.name);
     let _ = writeln!(
         out,

@@ -27,6 +27,15 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     header::UPGRADE,
 ];
 
+/// The host the client asked for: the URI's authority (absolute-form, HTTP/2)
+/// or else the Host header (RFC 9112 §3.2.2).
+pub fn client_host(uri: &http::Uri, headers: &HeaderMap) -> Option<HeaderValue> {
+    match uri.authority() {
+        Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
+        None => headers.get(header::HOST).cloned(),
+    }
+}
+
 /// Whether this is an HTTP/1.1 upgrade request (`Connection: upgrade` plus `Upgrade`).
 pub fn is_upgrade_request(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE) && connection_has(headers, "upgrade")

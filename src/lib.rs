@@ -4,8 +4,9 @@
 //! [`route`] normalises its path, finds its route and decides legacy or new,
 //! [`proxy`] forwards it (with [`headers`] rewritten), falls back to legacy when
 //! new fails, and answers; [`error`] maps what the proxy itself refuses.
-//! [`config`] turns the TOML file into the [`snapshot::Snapshot`] every request
-//! reads.
+//! [`config`] turns the TOML file into a validated config, which
+//! [`snapshot::Snapshot::new`] compiles (routes, backends and their pools) into
+//! what every request reads.
 
 pub mod admin;
 pub mod app;
@@ -40,9 +41,10 @@ use crate::body::BoxError;
 use crate::proxy::{Observer, ProxyService, Tunnels};
 use crate::snapshot::SharedSnapshot;
 
-/// The client-facing service stack: sensitive headers kept out of logs,
-/// `x-request-id` passed on or created and echoed in the response, a trace
-/// span per request, then the proxy itself.
+/// The client-facing service stack: credentials marked sensitive (redacted
+/// in any debug output, never HPACK-indexed), `x-request-id` passed on or
+/// created and echoed in the response, a `debug` span per request carrying
+/// that id, then the proxy itself.
 pub fn proxy_service<B>(
     snapshot: SharedSnapshot,
     observer: Option<Arc<dyn Observer>>,
@@ -70,7 +72,20 @@ where
             header::COOKIE,
         ]))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request<B>| {
+                    tracing::debug_span!(
+                        "request",
+                        method = %req.method(),
+                        path = req.uri().path(),
+                        request_id = req.headers().get(&headers::X_REQUEST_ID).and_then(|v| v.to_str().ok()),
+                    )
+                })
+                // A backend's 5xx is an answer, not a proxy failure: the
+                // access log and metrics record it.
+                .on_failure(()),
+        )
         .layer(PropagateRequestIdLayer::x_request_id())
         .service(proxy)
 }

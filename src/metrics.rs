@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use http::HeaderValue;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
@@ -65,7 +64,12 @@ pub struct Metrics {
     fallbacks: Family<FallbackLabels, Counter>,
     reloads: Family<ResultLabels, Counter>,
     new_weight: Family<RouteLabels, Gauge<f64, AtomicU64>>,
+    /// The `backend` label of answers no backend was asked for (400, 408, 413).
+    no_backend: Label,
 }
+
+/// The backend name logged and labelled when no backend was asked.
+const NO_BACKEND: &str = "none";
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -124,6 +128,7 @@ impl Metrics {
             fallbacks,
             reloads,
             new_weight,
+            no_backend: Arc::new(NO_BACKEND.to_owned()),
         }
     }
 
@@ -149,7 +154,7 @@ impl Metrics {
                 .get_or_create(&RouteLabels {
                     route: label.clone(),
                 })
-                .set(f64::from(route.effective_weight_bp()) / 100.0);
+                .set(route.effective_weight_percent());
         }
         let live: HashSet<&Label> = next.route_labels.iter().collect();
         for label in previous.iter().flat_map(|p| &p.route_labels) {
@@ -161,11 +166,11 @@ impl Metrics {
         }
     }
 
-    fn record(&self, snapshot: &Snapshot, exchange: &Exchange) {
+    fn record(&self, snapshot: &Snapshot, exchange: &Exchange, elapsed: Duration) {
         let route = snapshot.route_label_arc(exchange.route);
         let backend = match exchange.backend {
             Some(b) => snapshot.backends[b].name_label.clone(),
-            None => Arc::new(String::from("none")),
+            None => self.no_backend.clone(),
         };
         self.requests
             .get_or_create(&RequestLabels {
@@ -179,7 +184,7 @@ impl Metrics {
                 route: route.clone(),
                 backend,
             })
-            .observe(exchange.started.elapsed());
+            .observe(elapsed);
         if let Some(reason) = exchange.fallback {
             self.fallbacks
                 .get_or_create(&FallbackLabels {
@@ -266,14 +271,12 @@ pub struct Telemetry {
 }
 
 impl Observer for Telemetry {
-    fn observe(&self, snapshot: &Snapshot, exchange: &Exchange, request_id: Option<&HeaderValue>) {
-        self.metrics.record(snapshot, exchange);
+    fn observe(&self, snapshot: &Snapshot, exchange: &Exchange) {
+        let elapsed = exchange.started.elapsed();
+        self.metrics.record(snapshot, exchange, elapsed);
         let counters = snapshot.route_counters(exchange.route);
         let backend = exchange.backend.map(|b| &snapshot.backends[b]);
-        let is_new = match (exchange.route, exchange.backend) {
-            (Some(r), Some(b)) => snapshot.config.routes[r].new == b && exchange.fallback.is_none(),
-            _ => false,
-        };
+        let is_new = exchange.to_new && exchange.fallback.is_none();
         if exchange.fallback.is_some() {
             counters.fallbacks.fetch_add(1, Ordering::Relaxed);
         }
@@ -289,11 +292,11 @@ impl Observer for Telemetry {
             method = %exchange.method,
             path = %exchange.path,
             route = snapshot.route_label(exchange.route),
-            backend = backend.map_or("-", |b| b.config.name.as_str()),
+            backend = backend.map_or(NO_BACKEND, |b| b.config.name.as_str()),
             status = exchange.status.as_u16(),
-            duration_ms = exchange.started.elapsed().as_secs_f64() * 1000.0,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
             fallback = exchange.fallback.map(|r| r.label()),
-            request_id = request_id.and_then(|v| v.to_str().ok()),
+            request_id = crate::proxy::request_id_text(exchange),
         );
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
-use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http::{Method, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::upgrade::OnUpgrade;
@@ -78,14 +78,23 @@ pub struct Exchange {
     pub backend: Option<usize>,
     pub status: StatusCode,
     pub fallback: Option<FallbackReason>,
-    /// The proxy made the answer itself (400, 413, 502, 504).
+    /// The proxy made the answer itself (400, 408, 413, 502, 504).
     pub proxy_error: bool,
+    /// The decision picked new (the answer may still be legacy's after a fallback).
+    pub to_new: bool,
     pub started: Instant,
+    /// `x-request-id`, as set by the service stack.
+    pub request_id: Option<HeaderValue>,
+}
+
+/// The request id for logs.
+pub fn request_id_text(exchange: &Exchange) -> Option<&str> {
+    exchange.request_id.as_ref().and_then(|v| v.to_str().ok())
 }
 
 /// Told about every finished exchange (metrics, access log). Must not block.
 pub trait Observer: Send + Sync + 'static {
-    fn observe(&self, snapshot: &Snapshot, exchange: &Exchange, request_id: Option<&HeaderValue>);
+    fn observe(&self, snapshot: &Snapshot, exchange: &Exchange);
 }
 
 /// The innermost tower service: routes and forwards one request.
@@ -154,7 +163,6 @@ async fn handle(
     mut req: Request<ProxyBody>,
 ) -> Response<ProxyBody> {
     let started = Instant::now();
-    let request_id = req.headers().get(&X_REQUEST_ID).cloned();
     let upgrade = headers::is_upgrade_request(req.headers()).then(|| hyper::upgrade::on(&mut req));
     let method = req.method().clone();
     let mut exchange = Exchange {
@@ -165,15 +173,23 @@ async fn handle(
         status: StatusCode::OK,
         fallback: None,
         proxy_error: false,
+        to_new: false,
         started,
+        request_id: req.headers().get(&X_REQUEST_ID).cloned(),
     };
     let outcome = route_and_forward(&snapshot, service, req, upgrade, &mut exchange).await;
     let mut response = match outcome {
         Ok(response) => response,
         Err(error) => {
-            debug!(error = error.message(), "proxy error");
+            debug!(
+                route = snapshot.route_label(exchange.route),
+                status = error.status().as_u16(),
+                error = error.message(),
+                request_id = request_id_text(&exchange),
+                "proxy error"
+            );
             exchange.proxy_error = true;
-            error.into_response(request_id.as_ref())
+            error.into_response(exchange.request_id.as_ref())
         }
     };
     exchange.status = response.status();
@@ -181,7 +197,7 @@ async fn handle(
         add_debug_headers(&snapshot, &exchange, response.headers_mut());
     }
     if let Some(observer) = &service.observer {
-        observer.observe(&snapshot, &exchange, request_id.as_ref());
+        observer.observe(&snapshot, &exchange);
     }
     response
 }
@@ -218,7 +234,7 @@ async fn route_and_forward(
     let path = route::normalize_path(raw_path);
     exchange.path.push_str(&path);
     let query = parts.uri.query();
-    let host = client_host(&parts.uri, &parts.headers);
+    let host = headers::client_host(&parts.uri, &parts.headers);
     let client_ip = parts
         .extensions
         .get::<ClientAddr>()
@@ -235,9 +251,10 @@ async fn route_and_forward(
         &snapshot.config,
         &snapshot.router,
         &info,
-        fastrand::u16(..10_000),
+        fastrand::u16(..route::BUCKETS),
     );
     exchange.route = decision.route;
+    exchange.to_new = decision.target == Target::New;
     let routed = Routed {
         snapshot,
         route: decision.route,
@@ -331,7 +348,15 @@ async fn forward_with_fallback(
     let route = &snapshot.config.routes[routed.route.unwrap_or_default()];
     let new = &snapshot.backends[routed.backend];
     let idle = snapshot.config.server.header_read_timeout;
-    let held = hold(body, fallback.max_body, content_length, idle, budget).await?;
+    let replayable_method = fallback.replay_methods.contains(&request.method);
+    // Hold the body only if some failure could replay it.
+    let may_replay = fallback.on_connect_error
+        || (replayable_method && (fallback.on_timeout || !fallback.on_status.is_empty()));
+    let held = if may_replay {
+        hold(body, fallback.max_body, content_length, idle, budget).await?
+    } else {
+        Held::Streaming(body)
+    };
     let uri_path = upstream_path(routed, request.path);
     // `_permit` keeps the held bytes counted until this request is answered.
     let (first_body, replay_body, _permit) = match held {
@@ -344,7 +369,6 @@ async fn forward_with_fallback(
         None => std::mem::take(&mut request.headers),
     };
     let attempt = send(new, request.build(new, &uri_path, first_body, headers)?).await;
-    let replayable_method = fallback.replay_methods.contains(&request.method);
     let reason = match &attempt {
         Ok(response) if fallback.on_status(response.status().as_u16()) && replayable_method => {
             Some(FallbackReason::Status(response.status()))
@@ -365,19 +389,17 @@ async fn forward_with_fallback(
         reason = reason.label(),
         method = %request.method,
         path = request.path,
+        request_id = request_id_text(exchange),
         "new failed, replaying to legacy"
     );
     exchange.fallback = Some(reason);
     exchange.backend = Some(route.legacy);
     let legacy = &snapshot.backends[route.legacy];
+    // The replay is the headers' last use.
+    let headers = std::mem::take(&mut request.headers);
     send(
         legacy,
-        request.build(
-            legacy,
-            request.path,
-            body::full(bytes),
-            request.headers.clone(),
-        )?,
+        request.build(legacy, request.path, body::full(bytes), headers)?,
     )
     .await
 }
@@ -387,7 +409,8 @@ struct Outgoing<'a> {
     method: Method,
     path: &'a str,
     query: Option<&'a str>,
-    /// Client headers, hop-by-hop removed, forwarding headers set.
+    /// Client headers, hop-by-hop removed, forwarding headers set. Each
+    /// attempt gets a copy, or takes them when no later attempt needs them.
     headers: HeaderMap,
     client_host: Option<HeaderValue>,
     /// The client sent `TE: trailers`: passed on to HTTP/2 backends only.
@@ -545,15 +568,6 @@ async fn tunnel(client: OnUpgrade, backend: OnUpgrade) {
     let mut backend = TokioIo::new(backend);
     if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut backend).await {
         debug!(%error, "tunnel closed with an error");
-    }
-}
-
-/// The host the client asked for: the URI's authority (absolute-form, HTTP/2)
-/// or else the Host header.
-fn client_host(uri: &Uri, headers: &HeaderMap) -> Option<HeaderValue> {
-    match uri.authority() {
-        Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
-        None => headers.get(header::HOST).cloned(),
     }
 }
 

@@ -120,7 +120,14 @@ impl Reloader {
                 debug!(path = %path.display(), "config file missing; keeping the current config");
                 return Outcome::Missing;
             }
-            Err(_) => Vec::new(),
+            Err(error) => {
+                let error = config::ConfigErrors::whole_file(
+                    &path,
+                    format!("cannot read the file: {error}"),
+                    "restore the file; the current config keeps serving",
+                );
+                return self.failed(trigger, error.to_string());
+            }
         };
         if trigger == Trigger::Watch
             && config::version_of(&bytes) == self.snapshot.load().config.version
@@ -137,7 +144,8 @@ impl Reloader {
         // must not stall requests.
         let old = self.snapshot.load_full();
         let listener_tls = self.server_tls.is_some();
-        let built = tokio::task::spawn_blocking(move || build(&path, old, listener_tls)).await;
+        let built =
+            tokio::task::spawn_blocking(move || build(bytes, &path, old, listener_tls)).await;
         match built {
             Ok(Ok(built)) => self.swap(built, trigger),
             Ok(Err(error)) => self.failed(trigger, error),
@@ -192,10 +200,15 @@ struct Built {
     certificate: Option<CertifiedKey>,
 }
 
-/// Loads the file and everything it names (backends' TLS, the listener's
+/// Parses the file's `bytes` and loads everything it names (backends' TLS, the listener's
 /// certificate) into a new snapshot; any failure leaves everything as it was.
-fn build(path: &Path, old: Arc<Snapshot>, listener_tls: bool) -> Result<Built, String> {
-    let config = config::load(path).map_err(|errors| errors.to_string())?;
+fn build(
+    bytes: Vec<u8>,
+    path: &Path,
+    old: Arc<Snapshot>,
+    listener_tls: bool,
+) -> Result<Built, String> {
+    let config = config::parse_bytes(bytes, path).map_err(|errors| errors.to_string())?;
     let certificate = match (listener_tls, &config.server.tls) {
         (true, Some(files)) => {
             Some(tls::load_certified_key(files).map_err(|e| format!("server.tls: {e}"))?)
@@ -235,7 +248,6 @@ fn log_changes(old: &Config, new: &Config) {
             "shutdown_timeout",
             was.shutdown_timeout != now.shutdown_timeout,
         ),
-        ("tls", was.tls != now.tls),
     ];
     for (key, changed) in restart_only {
         if changed {
@@ -248,12 +260,12 @@ fn log_changes(old: &Config, new: &Config) {
     let before: HashMap<&str, &RouteConfig> =
         old.routes.iter().map(|r| (r.name.as_str(), r)).collect();
     for route in &new.routes {
-        let weight = f64::from(route.effective_weight_bp()) / 100.0;
+        let weight = route.effective_weight_percent();
         match before.get(route.name.as_str()) {
             None => info!(route = %route.name, path = %route.path, weight, "route added"),
             Some(b) if b.effective_weight_bp() != route.effective_weight_bp() => info!(
                 route = %route.name,
-                from = f64::from(b.effective_weight_bp()) / 100.0,
+                from = b.effective_weight_percent(),
                 to = weight,
                 "route weight changed"
             ),
@@ -266,7 +278,13 @@ fn log_changes(old: &Config, new: &Config) {
             info!(route = %route.name, "route removed");
         }
     }
-    for backend in &new.backends {
+    warn_insecure_backends(new);
+}
+
+/// Warns about every backend with `tls_insecure_skip_verify`: at start and on
+/// every reload, so it cannot be forgotten.
+pub fn warn_insecure_backends(config: &Config) {
+    for backend in &config.backends {
         if backend.tls_insecure_skip_verify {
             warn!(backend = %backend.name, "tls_insecure_skip_verify is on: never in production");
         }

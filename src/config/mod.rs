@@ -66,27 +66,39 @@ impl std::error::Error for ConfigErrors {}
 /// Reads and parses the file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     match std::fs::read(path) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => parse(&text, path),
-            Err(_) => Err(ConfigErrors {
-                path: path.to_owned(),
-                errors: vec![ConfigError {
-                    line: 0,
-                    column: 0,
-                    message: "file is not valid UTF-8".into(),
-                    hint: Some("save the file as UTF-8".into()),
-                }],
-            }),
-        },
-        Err(e) => Err(ConfigErrors {
+        Ok(bytes) => parse_bytes(bytes, path),
+        Err(e) => Err(ConfigErrors::whole_file(
+            path,
+            format!("cannot read the file: {e}"),
+            "check the path given with -c or $STRANGLER_CONFIG",
+        )),
+    }
+}
+
+/// Parses a file's bytes, read from `path`.
+pub fn parse_bytes(bytes: Vec<u8>, path: &Path) -> Result<Config, ConfigErrors> {
+    match String::from_utf8(bytes) {
+        Ok(text) => parse(&text, path),
+        Err(_) => Err(ConfigErrors::whole_file(
+            path,
+            "file is not valid UTF-8".into(),
+            "save the file as UTF-8",
+        )),
+    }
+}
+
+impl ConfigErrors {
+    /// One error about the file as a whole (no position).
+    pub fn whole_file(path: &Path, message: String, hint: &str) -> ConfigErrors {
+        ConfigErrors {
             path: path.to_owned(),
             errors: vec![ConfigError {
                 line: 0,
                 column: 0,
-                message: format!("cannot read the file: {e}"),
-                hint: Some("check the path given with -c or $STRANGLER_CONFIG".into()),
+                message,
+                hint: Some(hint.into()),
             }],
-        }),
+        }
     }
 }
 

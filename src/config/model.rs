@@ -213,4 +213,9 @@ impl RouteConfig {
             _ => self.weight_bp,
         }
     }
+
+    /// [`Self::effective_weight_bp`] as a percentage, for people and metrics.
+    pub fn effective_weight_percent(&self) -> f64 {
+        f64::from(self.effective_weight_bp()) / 100.0
+    }
 }
