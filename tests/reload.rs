@@ -211,12 +211,34 @@ async fn unchanged_bytes_are_not_reloaded_by_the_watcher() {
     let text = weighted(&legacy.url(), &new.url(), 0, "v1");
     let proxy = TestProxy::start_with(&text, true).await;
 
-    // Same bytes, in place and by rename. Nothing can be waited for, so give
-    // a wrong reload its chance: a negative check, not synchronisation.
+    // Same bytes, in place and by rename.
     std::fs::write(&proxy.path, &text).unwrap();
     write_by_rename(&proxy.path, &text, 1);
-    tokio::time::sleep(strangler::reload::DEBOUNCE * 4).await;
-    assert_eq!(generation(proxy.admin).await, 1);
+    // A barrier through the watcher: a bad file written after them shows up
+    // as `last_error`, so every event before it has been handled.
+    std::fs::write(&proxy.path, "[server\n").unwrap();
+    eventually(SEEN_WITHIN, "last_error is set", || async {
+        config_of(proxy.admin).await["last_error"] != Value::Null
+    })
+    .await;
+    // The same bytes again: only the watcher's unchanged path clears the
+    // error without a reload (a reload would make the generation 2).
+    write_by_rename(&proxy.path, &text, 2);
+    eventually(SEEN_WITHIN, "last_error is cleared", || async {
+        config_of(proxy.admin).await["last_error"] == Value::Null
+    })
+    .await;
+    let config = config_of(proxy.admin).await;
+    assert_eq!(config["generation"], 1);
+    assert_eq!(config["version"], sha256_hex(text.as_bytes()));
+    assert_eq!(
+        metric(
+            proxy.admin,
+            r#"strangler_config_reloads_total{result="success"}"#
+        )
+        .await,
+        0.0
+    );
 
     // A real change after them moves the generation by exactly one.
     std::fs::write(&proxy.path, weighted(&legacy.url(), &new.url(), 100, "v2")).unwrap();

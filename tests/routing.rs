@@ -263,7 +263,6 @@ async fn sticky_ip_keeps_one_client_on_one_side() {
     let to_new = count_new(&proxy.url("/users/me"), N, 4).await;
     assert!(to_new == 0 || to_new == N, "{to_new} of {N} on new");
     assert_eq!(legacy.count() + new.count(), N);
-    assert!(legacy.count() == N || new.count() == N);
     // A header that other routes could key on changes nothing.
     let answer = get_with(&proxy.url("/users/me"), &[("x-user-id", "someone")]).await;
     assert_eq!(served_by(&answer) == "new", to_new == N);
