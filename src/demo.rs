@@ -87,6 +87,7 @@ pub async fn run() -> anyhow::Result<()> {
         "  live config: edit {} and save: the proxy reloads it",
         path.display()
     );
+    println!("\nPress Ctrl-C to stop.");
     crate::app::shutdown_signal().await;
     running.shutdown().await;
     if let Some(dir) = path.parent() {
@@ -117,9 +118,7 @@ Try (each answer names the backend that served it; see the x-strangler-* headers
   curl -si http://{addr}/api/payments/42
 
   # no route: legacy owns every path not yet strangled
-  curl -si http://{addr}/about
-
-Press Ctrl-C to stop.",
+  curl -si http://{addr}/about",
         routes = "checkout (flag), users (50% sticky), search (rewrite), payments (fallback)"
     )
 }
