@@ -1,6 +1,7 @@
 //! Header rewriting between client and backend: hop-by-hop removal and the
 //! forwarding headers (SPEC §3.3).
 
+use std::fmt::Write;
 use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -121,25 +122,18 @@ pub fn set_forwarded(
     proto: &'static str,
     host: Option<&HeaderValue>,
 ) {
-    let ip = client_ip.to_string();
-    let xff = {
-        let mut prior = headers
-            .get_all(&X_FORWARDED_FOR)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .peekable();
-        if prior.peek().is_none() {
-            HeaderValue::from_str(&ip)
-        } else {
-            let mut joined = String::new();
-            for v in prior {
-                joined.push_str(v);
-                joined.push_str(", ");
-            }
-            joined.push_str(&ip);
-            HeaderValue::from_str(&joined)
-        }
-    };
+    // One buffer, handed to the header without another copy.
+    let mut xff = String::new();
+    for prior in headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+    {
+        xff.push_str(prior);
+        xff.push_str(", ");
+    }
+    let _ = write!(xff, "{client_ip}");
+    let xff = HeaderValue::try_from(xff);
     if let Ok(xff) = xff {
         headers.insert(&X_FORWARDED_FOR, xff);
     }

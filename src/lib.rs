@@ -61,10 +61,7 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let mut proxy = ProxyService::new(snapshot).with_tunnels(tunnels);
-    if let Some(observer) = observer {
-        proxy = proxy.with_observer(observer);
-    }
+    let proxy = ProxyService::new(snapshot, observer, tunnels);
     ServiceBuilder::new()
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,

@@ -290,7 +290,7 @@ impl Observer for Telemetry {
         info!(
             target: "strangler::access",
             method = %exchange.method,
-            path = %exchange.path,
+            path = exchange.uri.path(),
             route = snapshot.route_label(exchange.route),
             backend = backend.map_or(NO_BACKEND, |b| b.config.name.as_str()),
             status = exchange.status.as_u16(),

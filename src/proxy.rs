@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
-use http::{Method, Request, Response, StatusCode, Version};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::upgrade::OnUpgrade;
@@ -71,7 +71,8 @@ impl FallbackReason {
 #[derive(Debug, Clone)]
 pub struct Exchange {
     pub method: Method,
-    pub path: String,
+    /// The request target as the client sent it.
+    pub uri: Uri,
     /// Index into the snapshot's routes; `None` for `_default`.
     pub route: Option<usize>,
     /// The backend whose answer the client got (or that failed, for 502/504).
@@ -97,34 +98,32 @@ pub trait Observer: Send + Sync + 'static {
     fn observe(&self, snapshot: &Snapshot, exchange: &Exchange);
 }
 
-/// The innermost tower service: routes and forwards one request.
+/// The innermost tower service: routes and forwards one request. Cloned per
+/// connection and per request, so it is one `Arc`.
 #[derive(Clone)]
-pub struct ProxyService {
+pub struct ProxyService(Arc<Shared>);
+
+/// What every request of every connection shares.
+struct Shared {
     snapshot: SharedSnapshot,
     observer: Option<Arc<dyn Observer>>,
+    /// Upgraded connections, counted so shutdown can wait for them.
     tunnels: Arc<Tunnels>,
     replay_budget: ReplayBudget,
 }
 
 impl ProxyService {
-    pub fn new(snapshot: SharedSnapshot) -> ProxyService {
-        ProxyService {
+    pub fn new(
+        snapshot: SharedSnapshot,
+        observer: Option<Arc<dyn Observer>>,
+        tunnels: Arc<Tunnels>,
+    ) -> ProxyService {
+        ProxyService(Arc::new(Shared {
             snapshot,
-            observer: None,
-            tunnels: Arc::default(),
+            observer,
+            tunnels,
             replay_budget: Arc::new(Semaphore::new(REPLAY_BUDGET_BYTES)),
-        }
-    }
-
-    /// Counts upgraded connections in `tunnels`, so shutdown can wait for them.
-    pub fn with_tunnels(mut self, tunnels: Arc<Tunnels>) -> ProxyService {
-        self.tunnels = tunnels;
-        self
-    }
-
-    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> ProxyService {
-        self.observer = Some(observer);
-        self
+        }))
     }
 }
 
@@ -143,9 +142,9 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         // One snapshot per request: a reload mid-request does not affect it.
-        let snapshot = self.snapshot.load_full();
-        let this = self.clone();
-        Box::pin(async move { Ok(handle(snapshot, &this, req.map(body::boxed)).await) })
+        let snapshot = self.0.snapshot.load_full();
+        let shared = self.0.clone();
+        Box::pin(async move { Ok(handle(snapshot, &shared, req.map(body::boxed)).await) })
     }
 }
 
@@ -159,7 +158,7 @@ struct Routed<'s> {
 
 async fn handle(
     snapshot: Arc<Snapshot>,
-    service: &ProxyService,
+    service: &Shared,
     mut req: Request<ProxyBody>,
 ) -> Response<ProxyBody> {
     let started = Instant::now();
@@ -167,7 +166,7 @@ async fn handle(
     let method = req.method().clone();
     let mut exchange = Exchange {
         method,
-        path: String::new(),
+        uri: req.uri().clone(),
         route: None,
         backend: None,
         status: StatusCode::OK,
@@ -221,7 +220,7 @@ fn add_debug_headers(snapshot: &Snapshot, exchange: &Exchange, headers: &mut Hea
 
 async fn route_and_forward(
     snapshot: &Snapshot,
-    service: &ProxyService,
+    service: &Shared,
     req: Request<ProxyBody>,
     upgrade: Option<OnUpgrade>,
     exchange: &mut Exchange,
@@ -232,7 +231,6 @@ async fn route_and_forward(
         return Err(ProxyError::BadRequest("request target must be a path"));
     }
     let path = route::normalize_path(raw_path);
-    exchange.path.push_str(&path);
     let query = parts.uri.query();
     let host = headers::client_host(&parts.uri, &parts.headers);
     let client_ip = parts
@@ -263,13 +261,14 @@ async fn route_and_forward(
     };
 
     let limit = snapshot.config.server.max_request_body;
-    let content_length = content_length(&parts.headers);
+    // hyper parsed Content-Length already; a body without one has no exact size.
+    let content_length = body.size_hint().exact();
     if content_length.is_some_and(|n| n > limit) {
         return Err(ProxyError::PayloadTooLarge);
     }
-    // hyper enforces a declared length, so only bodies without one (and not
-    // already finished, like most GETs) need the limit.
-    let body = if content_length.is_some() || body.is_end_stream() {
+    // hyper enforces a declared length (and an empty body, like most GETs,
+    // is exactly 0), so only bodies of unknown length need the limit.
+    let body = if content_length.is_some() {
         body
     } else {
         body::boxed(Limited::new(body, limit as usize))
@@ -569,13 +568,6 @@ async fn tunnel(client: OnUpgrade, backend: OnUpgrade) {
     if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut backend).await {
         debug!(%error, "tunnel closed with an error");
     }
-}
-
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
 }
 
 /// A request body, held in memory for a possible replay or, when larger than

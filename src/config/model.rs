@@ -81,31 +81,23 @@ pub struct BackendConfig {
 
 impl BackendConfig {
     /// The upstream URI for an (already normalised) path and optional query.
-    pub fn upstream_uri(
-        &self,
-        path: &str,
-        query: Option<&str>,
-    ) -> Result<Uri, http::uri::InvalidUri> {
-        let mut s = String::with_capacity(
-            self.scheme.as_str().len()
-                + 3
-                + self.authority.as_str().len()
-                + self.path_prefix.len()
-                + path.len()
-                + query.map_or(0, |q| q.len() + 1),
+    pub fn upstream_uri(&self, path: &str, query: Option<&str>) -> Result<Uri, http::Error> {
+        let mut target = String::with_capacity(
+            self.path_prefix.len() + path.len() + query.map_or(0, |q| q.len() + 1),
         );
-        s.push_str(self.scheme.as_str());
-        s.push_str("://");
-        s.push_str(self.authority.as_str());
-        s.push_str(&self.path_prefix);
-        s.push_str(path);
+        target.push_str(&self.path_prefix);
+        target.push_str(path);
         if let Some(q) = query {
-            s.push('?');
-            s.push_str(q);
+            target.push('?');
+            target.push_str(q);
         }
-        // The parts were validated at load and the path normalised, so this
-        // only fails for a path that did not come from a parsed request URI.
-        Uri::try_from(s)
+        // Scheme and authority were parsed at load; only the target is new. It
+        // fails only for a path that did not come from a parsed request URI.
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(target)
+            .build()
     }
 }
 
