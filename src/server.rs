@@ -47,6 +47,39 @@ impl From<&ServerConfig> for Limits {
     }
 }
 
+/// What the listener needs of a service: one that never fails (errors are
+/// responses) and can be cloned onto every connection.
+pub trait HttpService<B>:
+    Service<Request<Incoming>, Response = Response<B>, Error = Infallible, Future: Send + 'static>
+    + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S, B> HttpService<B> for S where
+    S: Service<
+            Request<Incoming>,
+            Response = Response<B>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
+/// What the listener needs of a response body.
+pub trait ResponseBody:
+    http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static
+{
+}
+
+impl<B> ResponseBody for B where
+    B: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static
+{
+}
+
 /// Serves `service` on `listener` until `shutdown` completes, then stops
 /// accepting and waits up to `limits.shutdown_timeout` for open connections.
 ///
@@ -61,13 +94,8 @@ pub async fn serve<S, B>(
     tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()>,
 ) where
-    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    S: HttpService<B>,
+    B: ResponseBody,
 {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
@@ -160,13 +188,8 @@ async fn serve_client<I, S, B>(
     watcher: Watcher,
 ) where
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
+    S: HttpService<B>,
+    B: ResponseBody,
 {
     let prefix = tokio::time::timeout_at(deadline, read_protocol_prefix(&mut stream)).await;
     let Ok(Ok(prefix)) = prefix else {
