@@ -227,7 +227,8 @@ async fn post_failing_with_503_is_replayed_when_every_method_is() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_to_an_unreachable_new_is_replayed_by_default() {
     let legacy = TestBackend::start("legacy").await;
-    let new_url = format!("http://{}", dead_addr().await);
+    let unreachable = dead_addr();
+    let new_url = unreachable.url.clone();
     let proxy = api_proxy(&legacy.url(), &new_url, "").await;
     let body = random_body(30 * 1024, 3);
 
@@ -289,7 +290,8 @@ async fn only_statuses_in_on_status_fall_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_on_connect_error_an_unreachable_new_is_a_502() {
     let legacy = TestBackend::start("legacy").await;
-    let new_url = format!("http://{}", dead_addr().await);
+    let unreachable = dead_addr();
+    let new_url = unreachable.url.clone();
     let proxy = api_proxy(&legacy.url(), &new_url, "on_connect_error = false").await;
 
     let answer = get(&proxy.url("/api/x")).await;
@@ -322,7 +324,8 @@ async fn a_disabled_fallback_never_replays() {
     let legacy = TestBackend::start("legacy").await;
     let failing = answering("new", 503, "NEW-FAILED").await;
     let silent_new = silent("new").await;
-    let dead = format!("http://{}", dead_addr().await);
+    let unreachable = dead_addr();
+    let dead = unreachable.url.clone();
     let disabled = "enabled = false";
 
     let proxy = api_proxy(&legacy.url(), &dead, disabled).await;
@@ -394,7 +397,7 @@ async fn a_body_of_exactly_max_body_is_held_and_replayed() {
         assert_eq!(answer.header("x-strangler-fallback"), Some("status-503"));
     }
     assert_eq!(legacy.count(), 2);
-    for seen in legacy.seen.lock().unwrap().iter() {
+    for seen in &legacy.seen.all() {
         assert_eq!(seen.body_sha256, sha256_hex(&body));
     }
 }
@@ -495,7 +498,8 @@ async fn when_legacy_fails_too_the_client_gets_legacys_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_legacy_is_unreachable_too_the_client_gets_a_502() {
     let new = answering("new", 503, "NEW-FAILED").await;
-    let legacy_url = format!("http://{}", dead_addr().await);
+    let unreachable = dead_addr();
+    let legacy_url = unreachable.url.clone();
     let proxy = api_proxy(&legacy_url, &new.url(), "").await;
 
     let answer = get(&proxy.url("/api/x")).await;
@@ -630,7 +634,8 @@ legacy = "old-billing"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_over_max_body_is_not_replayed_even_on_connect_error() {
     let legacy = TestBackend::start("legacy").await;
-    let new_url = format!("http://{}", dead_addr().await);
+    let unreachable = dead_addr();
+    let new_url = unreachable.url.clone();
     let proxy = api_proxy(&legacy.url(), &new_url, "max_body = \"1KiB\"").await;
     let body = random_body(8 * 1024, 7);
 

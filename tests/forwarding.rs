@@ -19,10 +19,10 @@ use hyper_util::rt::TokioExecutor;
 use strangler::body::{self as pbody, ProxyBody};
 use support::{
     DEADLINE, TestBackend, TestProxy, assert_proxy_error, client, config_with, dead_addr, get,
-    get_with, request, send,
+    get_with, request, send, ws_echo_backend, ws_route,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -339,12 +339,7 @@ async fn chunked_body_over_the_limit_is_413() {
         "{answer}"
     );
     assert!(
-        legacy
-            .seen
-            .lock()
-            .unwrap()
-            .iter()
-            .all(|s| s.body_len <= LIMIT),
+        legacy.seen.all().iter().all(|s| s.body_len <= LIMIT),
         "the backend got the whole oversized body"
     );
 
@@ -536,38 +531,10 @@ async fn slow_chunked_response_is_forwarded_chunk_by_chunk() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_echo_through_the_proxy() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let ws_addr = listener.local_addr().unwrap();
-    let echo = tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.unwrap();
-        let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
-        // Until the close handshake ends: tungstenite answers a Close itself.
-        while let Some(message) = ws.next().await {
-            let message = message.unwrap();
-            if message.is_text() || message.is_binary() {
-                ws.send(message).await.unwrap();
-            }
-        }
-    });
+    let (ws_addr, echo) = ws_echo_backend().await;
     let legacy = TestBackend::start("legacy").await;
     let new = TestBackend::start("new").await;
-    let proxy = TestProxy::start(&config_with(
-        &legacy.url(),
-        &new.url(),
-        &format!(
-            r#"
-[backends.ws]
-url = "http://{ws_addr}"
-
-[[routes]]
-name = "ws"
-path = "/ws"
-new = "ws"
-weight = 100
-"#
-        ),
-    ))
-    .await;
+    let proxy = TestProxy::start(&config_with(&legacy.url(), &new.url(), &ws_route(ws_addr))).await;
 
     let (mut ws, response) = tokio::time::timeout(
         DEADLINE,
@@ -611,7 +578,8 @@ weight = 100
     tokio::time::timeout(DEADLINE, echo)
         .await
         .expect("echo server did not finish")
-        .unwrap();
+        .unwrap()
+        .expect("the echo server failed to read");
     assert_eq!((legacy.count(), new.count()), (0, 0));
 }
 
@@ -656,9 +624,9 @@ weight = 100
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_backend_is_502_json() {
-    let dead = dead_addr().await;
+    let dead = dead_addr();
     let new = TestBackend::start("new").await;
-    let proxy = TestProxy::start(&config_with(&format!("http://{dead}"), &new.url(), "")).await;
+    let proxy = TestProxy::start(&config_with(&dead.url, &new.url(), "")).await;
     let answer = get(&proxy.url("/x")).await;
     assert_proxy_error(&answer, 502);
     assert_eq!(answer.header("x-strangler-route"), Some("_default"));

@@ -11,8 +11,6 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpSocket;
-
 use support::{Killed, free_port};
 
 /// `strangler health`'s own request timeout.
@@ -49,17 +47,6 @@ fn wait_bounded(mut child: Child, limit: Duration) -> ExitStatus {
         }
         thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// A loopback address with nothing listening on it: a socket bound to it but
-/// never put into listen state, so connecting is refused. Keep the socket
-/// alive while the address is used: it holds the port, so no other test can
-/// take it meanwhile.
-fn closed_port() -> (TcpSocket, SocketAddr) {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = socket.local_addr().unwrap();
-    (socket, addr)
 }
 
 /// Serves, in a background thread, `readyz_status` on `GET /readyz` and 503 on
@@ -114,7 +101,8 @@ fn answer(stream: TcpStream, readyz_status: u16) {
 
 #[test]
 fn nothing_listening_exits_1() {
-    let (_held, addr) = closed_port();
+    let refused = support::dead_addr();
+    let addr = refused.addr;
     let (status, _) = health(addr);
     assert_eq!(status.code(), Some(1), "{status:?}");
 }

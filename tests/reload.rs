@@ -102,6 +102,22 @@ fn write_by_rename(path: &Path, text: &str, tag: usize) {
     std::fs::rename(&tmp, path).unwrap();
 }
 
+/// Writes an unparsable file under the watching `proxy` and waits for
+/// `last_error`, then writes `text` back by rename (temp file `tag`) and
+/// waits for `last_error` to clear.
+async fn break_then_restore(proxy: &TestProxy, text: &str, tag: usize) {
+    std::fs::write(&proxy.path, "[server\n").unwrap();
+    eventually(SEEN_WITHIN, "last_error is set", || async {
+        config_of(proxy.admin).await["last_error"] != Value::Null
+    })
+    .await;
+    write_by_rename(&proxy.path, text, tag);
+    eventually(SEEN_WITHIN, "last_error is cleared", || async {
+        config_of(proxy.admin).await["last_error"] == Value::Null
+    })
+    .await;
+}
+
 // === watcher ===
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,19 +231,10 @@ async fn unchanged_bytes_are_not_reloaded_by_the_watcher() {
     std::fs::write(&proxy.path, &text).unwrap();
     write_by_rename(&proxy.path, &text, 1);
     // A barrier through the watcher: a bad file written after them shows up
-    // as `last_error`, so every event before it has been handled.
-    std::fs::write(&proxy.path, "[server\n").unwrap();
-    eventually(SEEN_WITHIN, "last_error is set", || async {
-        config_of(proxy.admin).await["last_error"] != Value::Null
-    })
-    .await;
-    // The same bytes again: only the watcher's unchanged path clears the
-    // error without a reload (a reload would make the generation 2).
-    write_by_rename(&proxy.path, &text, 2);
-    eventually(SEEN_WITHIN, "last_error is cleared", || async {
-        config_of(proxy.admin).await["last_error"] == Value::Null
-    })
-    .await;
+    // as `last_error`, so every event before it has been handled. Then the
+    // same bytes again: only the watcher's unchanged path clears the error
+    // without a reload (a reload would make the generation 2).
+    break_then_restore(&proxy, &text, 2).await;
     let config = config_of(proxy.admin).await;
     assert_eq!(config["generation"], 1);
     assert_eq!(config["version"], sha256_hex(text.as_bytes()));
@@ -365,17 +372,8 @@ async fn reverting_to_the_serving_bytes_clears_the_error() {
     let text = weighted(&legacy.url(), &new.url(), 100, "v1");
     let proxy = TestProxy::start_with(&text, true).await;
 
-    std::fs::write(&proxy.path, "[server\n").unwrap();
-    eventually(SEEN_WITHIN, "last_error is set", || async {
-        config_of(proxy.admin).await["last_error"] != Value::Null
-    })
-    .await;
     // `git checkout strangler.toml`: the file is again what is serving.
-    write_by_rename(&proxy.path, &text, 1);
-    eventually(SEEN_WITHIN, "last_error is cleared", || async {
-        config_of(proxy.admin).await["last_error"] == Value::Null
-    })
-    .await;
+    break_then_restore(&proxy, &text, 1).await;
     let config = config_of(proxy.admin).await;
     assert_eq!(config["version"], sha256_hex(text.as_bytes()));
     assert_eq!(served_by(&proxy).await, "new");

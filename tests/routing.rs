@@ -164,7 +164,7 @@ async fn check_sticky_users(
     // What each backend saw: every user on exactly one of them, all 5 times.
     let mut seen_on: HashMap<String, HashSet<&str>> = HashMap::new();
     for (name, backend) in [("legacy", legacy), ("new", new)] {
-        for seen in backend.seen.lock().unwrap().iter() {
+        for seen in &backend.seen.all() {
             seen_on.entry(key_in_seen(seen)).or_default().insert(name);
         }
     }

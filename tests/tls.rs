@@ -9,7 +9,7 @@ mod support;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode, Version};
@@ -24,7 +24,7 @@ use rcgen::{
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use strangler::app::{self, Launch};
-use support::{DEADLINE, TestBackend, TestProxy, get, request, send};
+use support::{Answer, DEADLINE, Recorded, TestBackend, TestProxy, get, get_with, request, send};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
@@ -117,7 +117,7 @@ struct Seen {
 /// `h2_only` serves HTTP/2 and nothing else.
 struct TlsBackend {
     addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Seen>>>,
+    seen: Recorded<Seen>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -132,7 +132,7 @@ impl TlsBackend {
         let acceptor = TlsAcceptor::from(Arc::new(leaf.server_config(alpn)));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen = Recorded::default();
         let record = seen.clone();
         let task = tokio::spawn(async move {
             loop {
@@ -149,7 +149,7 @@ impl TlsBackend {
                     let service = service_fn(move |req: Request<Incoming>| {
                         let record = record.clone();
                         async move {
-                            record.lock().unwrap().push(Seen {
+                            record.push(Seen {
                                 version: req.version(),
                                 headers: req.headers().clone(),
                             });
@@ -172,16 +172,11 @@ impl TlsBackend {
     }
 
     fn last(&self) -> Seen {
-        self.seen
-            .lock()
-            .unwrap()
-            .last()
-            .cloned()
-            .expect("backend saw no request")
+        self.seen.last()
     }
 
     fn count(&self) -> usize {
-        self.seen.lock().unwrap().len()
+        self.seen.count()
     }
 }
 
@@ -360,71 +355,59 @@ async fn post_reload_rereads_a_renewed_ca_file_with_the_toml_unchanged() {
 
 // === (b) ALPN by `protocol` ===
 
-#[tokio::test]
-async fn http2_protocol_reaches_an_h2_only_backend() {
+/// Sends `GET path` with `headers` through a proxy whose `legacy` is an
+/// https backend (trusted through a CA file) offering `alpn`, serving HTTP/2
+/// only when `h2_only`, set to `protocol = "<protocol>"`: the answer, and
+/// what the backend saw of the request.
+async fn through_alpn(
+    alpn: &[&[u8]],
+    h2_only: bool,
+    protocol: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (Answer, Seen) {
     let ca = Ca::new();
-    let backend = TlsBackend::start(&ca.leaf(&["localhost"], "backend"), &[b"h2"], true).await;
+    let backend = TlsBackend::start(&ca.leaf(&["localhost"], "backend"), alpn, h2_only).await;
     let (_dir, ca_file) = ca_dir(&ca);
     let url = format!("https://localhost:{}", backend.addr.port());
-    let keys = format!("ca_file = '{}'\nprotocol = \"http2\"", ca_file.display());
+    let keys = format!(
+        "ca_file = '{}'\nprotocol = \"{protocol}\"",
+        ca_file.display()
+    );
     let proxy = TestProxy::start(&config_to(&url, &keys, "")).await;
+    let answer = get_with(&proxy.url(path), headers).await;
+    (answer, backend.last())
+}
 
-    let answer = send(
-        request("GET", &proxy.url("/grpc"))
-            .header("te", "trailers")
-            .body(Full::default())
-            .unwrap(),
-    )
-    .await;
+#[tokio::test]
+async fn http2_protocol_reaches_an_h2_only_backend() {
+    let (answer, seen) =
+        through_alpn(&[b"h2"], true, "http2", "/grpc", &[("te", "trailers")]).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
-    let seen = backend.last();
     assert_eq!(seen.version, Version::HTTP_2);
     assert_eq!(seen.headers.get("te").unwrap(), "trailers");
 }
 
 #[tokio::test]
 async fn auto_protocol_negotiates_h2_when_the_backend_offers_it() {
-    let ca = Ca::new();
-    let backend = TlsBackend::start(
-        &ca.leaf(&["localhost"], "backend"),
+    let (answer, seen) = through_alpn(
         &[b"h2", b"http/1.1"],
         false,
-    )
-    .await;
-    let (_dir, ca_file) = ca_dir(&ca);
-    let url = format!("https://localhost:{}", backend.addr.port());
-    let keys = format!("ca_file = '{}'\nprotocol = \"auto\"", ca_file.display());
-    let proxy = TestProxy::start(&config_to(&url, &keys, "")).await;
-
-    let answer = send(
-        request("GET", &proxy.url("/"))
-            .header("te", "trailers")
-            .body(Full::default())
-            .unwrap(),
+        "auto",
+        "/",
+        &[("te", "trailers")],
     )
     .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
-    let seen = backend.last();
     assert_eq!(seen.version, Version::HTTP_2);
     assert_eq!(seen.headers.get("te").unwrap(), "trailers");
 }
 
 #[tokio::test]
 async fn http1_protocol_stays_on_http11_even_if_the_backend_offers_h2() {
-    let ca = Ca::new();
-    let backend = TlsBackend::start(
-        &ca.leaf(&["localhost"], "backend"),
-        &[b"h2", b"http/1.1"],
-        false,
-    )
-    .await;
-    let (_dir, ca_file) = ca_dir(&ca);
-    let url = format!("https://localhost:{}", backend.addr.port());
-    let keys = format!("ca_file = '{}'\nprotocol = \"http1\"", ca_file.display());
-    let proxy = TestProxy::start(&config_to(&url, &keys, "")).await;
-
-    assert_eq!(get(&proxy.url("/")).await.status, StatusCode::OK);
-    assert_eq!(backend.last().version, Version::HTTP_11);
+    let (answer, seen) = through_alpn(&[b"h2", b"http/1.1"], false, "http1", "/", &[]).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(seen.version, Version::HTTP_11);
 }
 
 // === (c) the `[server.tls]` listener ===
@@ -489,7 +472,7 @@ async fn get_over(stream: tokio_rustls::client::TlsStream<TcpStream>) -> (Versio
     (version, status)
 }
 
-async fn post_reload(proxy: &TestProxy) -> support::Answer {
+async fn post_reload(proxy: &TestProxy) -> Answer {
     send(
         request("POST", &proxy.admin_url("/reload"))
             .body(Full::default())

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -25,6 +26,7 @@ use sha2::Digest;
 use strangler::app::{self, Launch, Running};
 use strangler::body::{self as pbody, ProxyBody};
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
 /// Every test must finish; no single wait is longer than this.
 pub const DEADLINE: Duration = Duration::from_secs(10);
@@ -43,6 +45,47 @@ pub struct Seen {
     pub body_sha256: String,
 }
 
+/// What a test backend saw, in order: shared between the backend's task and
+/// the test.
+#[derive(Debug)]
+pub struct Recorded<T>(Arc<Mutex<Vec<T>>>);
+
+impl<T> Clone for Recorded<T> {
+    fn clone(&self) -> Self {
+        Recorded(self.0.clone())
+    }
+}
+
+impl<T> Default for Recorded<T> {
+    fn default() -> Self {
+        Recorded(Arc::new(Mutex::new(Vec::new())))
+    }
+}
+
+impl<T: Clone> Recorded<T> {
+    pub fn push(&self, item: T) {
+        self.0.lock().unwrap().push(item);
+    }
+
+    pub fn count(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    pub fn last(&self) -> T {
+        self.0
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("backend saw no request")
+    }
+
+    /// Everything recorded so far, in order.
+    pub fn all(&self) -> Vec<T> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
 type Handler =
     Arc<dyn Fn(&Seen) -> Pin<Box<dyn Future<Output = Response<ProxyBody>> + Send>> + Send + Sync>;
 
@@ -51,7 +94,7 @@ type Handler =
 pub struct TestBackend {
     pub name: String,
     pub addr: SocketAddr,
-    pub seen: Arc<Mutex<Vec<Seen>>>,
+    pub seen: Recorded<Seen>,
     /// TCP connections accepted so far.
     pub connections: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
@@ -106,7 +149,7 @@ impl TestBackend {
         let handler: Handler = Arc::new(move |seen| Box::pin(handler(seen)));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen = Recorded::default();
         let record = seen.clone();
         let connections = Arc::new(AtomicUsize::new(0));
         let accepted = connections.clone();
@@ -141,7 +184,7 @@ impl TestBackend {
                                 body_len: bytes.len(),
                                 body_sha256: sha256_hex(&bytes),
                             };
-                            record.lock().unwrap().push(seen.clone());
+                            record.push(seen.clone());
                             Ok::<_, Infallible>(handler(&seen).await)
                         }
                     });
@@ -170,23 +213,73 @@ impl TestBackend {
     }
 
     pub fn count(&self) -> usize {
-        self.seen.lock().unwrap().len()
+        self.seen.count()
     }
 
     pub fn last(&self) -> Seen {
-        self.seen
-            .lock()
-            .unwrap()
-            .last()
-            .cloned()
-            .expect("backend saw no request")
+        self.seen.last()
     }
 }
 
-/// A free loopback address with nothing listening (bound, then released).
-pub async fn dead_addr() -> SocketAddr {
+/// A WebSocket backend on a loopback port: it takes one connection and echoes
+/// its text and binary messages until the close handshake ends (tungstenite
+/// answers a Close itself). The task panics if the handshake or a send fails;
+/// a failed read ends it with that error, for the test to judge.
+pub async fn ws_echo_backend() -> (
+    SocketAddr,
+    JoinHandle<Result<(), tokio_tungstenite::tungstenite::Error>>,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap()
+    let addr = listener.local_addr().unwrap();
+    let echo = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
+        while let Some(message) = ws.next().await {
+            let message = message?;
+            if message.is_text() || message.is_binary() {
+                ws.send(message).await.unwrap();
+            }
+        }
+        Ok(())
+    });
+    (addr, echo)
+}
+
+/// A `ws` backend at `addr` and the route `ws` sending all of `/ws` to it.
+pub fn ws_route(addr: SocketAddr) -> String {
+    format!(
+        r#"
+[backends.ws]
+url = "http://{addr}"
+
+[[routes]]
+name = "ws"
+path = "/ws"
+new = "ws"
+weight = 100
+"#
+    )
+}
+
+/// A loopback address where connections are refused: the port is bound but
+/// never listened on, and stays reserved (no other test can take it) while
+/// this value lives.
+pub struct DeadAddr {
+    pub addr: SocketAddr,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    _socket: tokio::net::TcpSocket,
+}
+
+pub fn dead_addr() -> DeadAddr {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    DeadAddr {
+        addr,
+        url: format!("http://{addr}"),
+        _socket: socket,
+    }
 }
 
 /// A proxy started from a config file written to a temp dir.
