@@ -118,12 +118,12 @@ impl Admin {
     fn routes_json(&self) -> Value {
         let snapshot = self.snapshot.load();
         let config = &snapshot.config;
-        let mut routes: Vec<Value> = config
-            .routes
+        let mut routes: Vec<Value> = snapshot
+            .routes()
             .iter()
-            .enumerate()
-            .map(|(i, route)| {
-                let counters = snapshot.route_counters(Some(i));
+            .map(|compiled| {
+                let route = &compiled.config;
+                let counters = &compiled.handles.counters;
                 let legacy = &config.backends[route.legacy].name;
                 let new = &config.backends[route.new].name;
                 json!({
@@ -142,9 +142,9 @@ impl Admin {
                 })
             })
             .collect();
-        let counters = snapshot.route_counters(None);
+        let counters = &snapshot.handles(None).counters;
         routes.push(json!({
-            "name": crate::snapshot::DEFAULT_ROUTE,
+            "name": crate::config::DEFAULT_ROUTE,
             "path": null,
             "weight": 0.0,
             "flag": null,

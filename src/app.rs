@@ -10,13 +10,13 @@ use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tracing::{info, warn};
 
 use crate::admin::Admin;
 use crate::config::Config;
 use crate::metrics::{Metrics, Telemetry};
-use crate::proxy::Tunnels;
 use crate::reload::{self, Reloader};
 use crate::server::{self, Limits};
 use crate::snapshot::{SharedSnapshot, Snapshot};
@@ -50,7 +50,7 @@ pub struct Running {
     proxy_task: JoinHandle<()>,
     admin_task: Option<JoinHandle<()>>,
     /// Upgraded (WebSocket) connections, which outlive their HTTP connection.
-    tunnels: Arc<Tunnels>,
+    tunnels: TaskTracker,
     shutdown_timeout: Duration,
     _watcher: Option<notify::RecommendedWatcher>,
 }
@@ -64,17 +64,18 @@ impl Running {
         self.admin.ready.store(false, Ordering::Release);
         let _ = self.stop.send(true);
         let _ = (&mut self.proxy_task).await;
-        if self.tunnels.count() > 0 {
+        self.tunnels.close();
+        if !self.tunnels.is_empty() {
             info!(
-                tunnels = self.tunnels.count(),
+                tunnels = self.tunnels.len(),
                 "waiting for upgraded connections"
             );
-            if tokio::time::timeout_at(deadline, self.tunnels.all_closed())
+            if tokio::time::timeout_at(deadline, self.tunnels.wait())
                 .await
                 .is_err()
             {
                 warn!(
-                    tunnels = self.tunnels.count(),
+                    tunnels = self.tunnels.len(),
                     "shutdown_timeout reached with upgraded connections open"
                 );
             }
@@ -140,7 +141,7 @@ pub fn start(launch: Launch) -> std::io::Result<Running> {
     let (stop, stopped) = watch::channel(false);
     let (stop_admin, admin_stopped) = watch::channel(false);
     let observer = Arc::new(Telemetry { metrics });
-    let tunnels = Arc::new(Tunnels::default());
+    let tunnels = TaskTracker::new();
     let service = crate::proxy_service(snapshot.clone(), Some(observer), tunnels.clone());
     let proxy_task = tokio::spawn(server::serve(
         launch.proxy,

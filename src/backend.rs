@@ -32,7 +32,7 @@ pub struct Backend {
     /// the client sent none.
     pub host_header: HeaderValue,
     /// The backend's name as a metric label.
-    pub name_label: crate::metrics::Label,
+    pub name_label: crate::stats::Label,
     /// Serves both `http` and `https` URLs.
     pub client: Client<HttpsConnector<HttpConnector>, ProxyBody>,
     /// The bytes of `ca_file` this backend trusts (https with a `ca_file` only).

@@ -64,6 +64,18 @@ pub fn json_error(
     )
 }
 
+/// Whether `error`, or any error it was caused by, is a body over its limit.
+pub(crate) fn caused_by_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,7 +45,7 @@ pub fn route_table(config: &Config) -> String {
     let _ = writeln!(
         out,
         "{:<20} {:<24} {:>8}  {:<22} {:<10}",
-        crate::snapshot::DEFAULT_ROUTE,
+        crate::config::DEFAULT_ROUTE,
         "(unmatched)",
         percent(0),
         "-",
@@ -101,7 +101,7 @@ pub fn explain(
         let _ = writeln!(out, "upstream:  {}", upstream(backend, &path, uri.query())?);
         return Ok(out);
     };
-    let route = &config.routes[index];
+    let route = config.route(index);
     let _ = writeln!(
         out,
         "route:     {} (path {}, line {})",

@@ -25,6 +25,7 @@ pub mod reload;
 pub mod route;
 pub mod server;
 pub mod snapshot;
+pub mod stats;
 pub mod tls;
 
 use std::convert::Infallible;
@@ -32,13 +33,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Request, Response, header};
+use tokio_util::task::TaskTracker;
 use tower::{Service, ServiceBuilder};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::body::BoxError;
-use crate::proxy::{Observer, ProxyService, Tunnels};
+use crate::proxy::{Observer, ProxyService};
 use crate::snapshot::SharedSnapshot;
 
 /// The client-facing service stack: credentials marked sensitive (redacted
@@ -48,7 +50,7 @@ use crate::snapshot::SharedSnapshot;
 pub fn proxy_service<B>(
     snapshot: SharedSnapshot,
     observer: Option<Arc<dyn Observer>>,
-    tunnels: Arc<Tunnels>,
+    tunnels: TaskTracker,
 ) -> impl Service<
     Request<B>,
     Response = Response<impl http_body::Body<Data = Bytes, Error = BoxError> + Send + 'static>,

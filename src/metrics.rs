@@ -17,15 +17,13 @@ use tracing::info;
 
 use crate::proxy::{Exchange, Observer};
 use crate::snapshot::Snapshot;
+use crate::stats::Label;
 
 /// Latency buckets in seconds: sub-millisecond to tens of seconds.
 const DURATION_BUCKETS: [f64; 16] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
     60.0,
 ];
-
-/// A label value shared by `Arc`, so recording a request clones, not allocates.
-pub type Label = Arc<String>;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -149,15 +147,19 @@ impl Metrics {
     /// route's value is set before the routes `previous` had and `next` lacks
     /// are removed, so a scrape never sees a live route without its gauge.
     pub fn set_weights(&self, previous: Option<&Snapshot>, next: &Snapshot) {
-        for (route, label) in next.config.routes.iter().zip(&next.route_labels) {
+        for route in next.routes() {
             self.new_weight
                 .get_or_create(&RouteLabels {
-                    route: label.clone(),
+                    route: route.handles.label.clone(),
                 })
-                .set(route.effective_weight_percent());
+                .set(route.config.effective_weight_percent());
         }
-        let live: HashSet<&Label> = next.route_labels.iter().collect();
-        for label in previous.iter().flat_map(|p| &p.route_labels) {
+        let live: HashSet<&Label> = next.routes().iter().map(|r| &r.handles.label).collect();
+        let gone = previous
+            .iter()
+            .flat_map(|p| p.routes())
+            .map(|r| &r.handles.label);
+        for label in gone {
             if !live.contains(label) {
                 self.new_weight.remove(&RouteLabels {
                     route: label.clone(),
@@ -167,9 +169,9 @@ impl Metrics {
     }
 
     fn record(&self, snapshot: &Snapshot, exchange: &Exchange, elapsed: Duration) {
-        let route = snapshot.route_label_arc(exchange.route);
+        let route = snapshot.handles(exchange.route).label.clone();
         let backend = match exchange.backend {
-            Some(b) => snapshot.backends[b].name_label.clone(),
+            Some(b) => snapshot.backend(b).name_label.clone(),
             None => self.no_backend.clone(),
         };
         self.requests
@@ -250,19 +252,6 @@ impl EncodeMetric for Latency {
     }
 }
 
-/// Per-route request counts for `/routes`: lock-free, kept across reloads for
-/// routes that keep their name.
-#[derive(Debug, Default)]
-pub struct RouteCounters {
-    /// Answers from the route's legacy backend.
-    pub legacy: AtomicU64,
-    /// Answers from the route's new backend.
-    pub new: AtomicU64,
-    pub fallbacks: AtomicU64,
-    /// Answers made by the proxy itself (413, 502, 504 ...).
-    pub errors: AtomicU64,
-}
-
 /// Feeds [`Metrics`] and [`RouteCounters`] and writes one access-log event
 /// (target `strangler::access`) per request.
 #[derive(Debug)]
@@ -274,8 +263,9 @@ impl Observer for Telemetry {
     fn observe(&self, snapshot: &Snapshot, exchange: &Exchange) {
         let elapsed = exchange.started.elapsed();
         self.metrics.record(snapshot, exchange, elapsed);
-        let counters = snapshot.route_counters(exchange.route);
-        let backend = exchange.backend.map(|b| &snapshot.backends[b]);
+        let handles = snapshot.handles(exchange.route);
+        let counters = &handles.counters;
+        let backend = exchange.backend.map(|b| snapshot.backend(b));
         let is_new = exchange.to_new && exchange.fallback.is_none();
         if exchange.fallback.is_some() {
             counters.fallbacks.fetch_add(1, Ordering::Relaxed);
@@ -291,12 +281,12 @@ impl Observer for Telemetry {
             target: "strangler::access",
             method = %exchange.method,
             path = exchange.uri.path(),
-            route = snapshot.route_label(exchange.route),
+            route = handles.label.as_str(),
             backend = backend.map_or(NO_BACKEND, |b| b.config.name.as_str()),
             status = exchange.status.as_u16(),
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             fallback = exchange.fallback.map(|r| r.label()),
-            request_id = crate::proxy::request_id_text(exchange),
+            request_id = exchange.request_id(),
         );
     }
 }

@@ -26,8 +26,15 @@ use tracing::{debug, info, warn};
 
 use crate::body::BoxError;
 use crate::config::ServerConfig;
-use crate::proxy::{ClientAddr, ClientTls};
 use crate::tls::ServerTls;
+
+/// The client's address, put in every request's extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// Put in a request's extensions when the client connected over TLS.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientTls;
 
 /// The listener limits of `[server]` that apply to every connection.
 #[derive(Debug, Clone, Copy)]

@@ -7,11 +7,9 @@ use arc_swap::ArcSwap;
 use http::HeaderValue;
 
 use crate::backend::{Backend, BackendError};
-use crate::config::Config;
-use crate::metrics::{Label, RouteCounters};
+use crate::config::{BackendId, Config, DEFAULT_ROUTE, RouteConfig, RouteId};
 use crate::route::Router;
-
-pub use crate::route::DEFAULT_ROUTE;
+use crate::stats::{Label, RouteCounters};
 
 /// Everything a request reads, built once per (re)load, off the request path.
 /// A request loads the current snapshot once and uses only that one.
@@ -19,16 +17,31 @@ pub use crate::route::DEFAULT_ROUTE;
 pub struct Snapshot {
     pub config: Config,
     pub router: Router,
-    /// Same order as `config.backends`.
-    pub backends: Vec<Arc<Backend>>,
-    /// `x-strangler-route` values, same order as `config.routes`.
-    pub route_names: Vec<HeaderValue>,
-    /// Metric labels, same order as `config.routes`.
-    pub route_labels: Vec<Label>,
-    /// Request counts, same order as `config.routes`.
-    pub counters: Vec<Arc<RouteCounters>>,
-    default_label: Label,
-    default_counters: Arc<RouteCounters>,
+    /// Indexed by [`BackendId`], in the order of `config.backends`.
+    backends: Vec<Arc<Backend>>,
+    /// Indexed by [`RouteId`], compiled from `config.routes` in its order.
+    routes: Vec<CompiledRoute>,
+    /// The handles of `_default`, the requests no route matches.
+    default_route: RouteHandles,
+}
+
+/// A route as the request path uses it: its config and its handles.
+#[derive(Debug)]
+pub struct CompiledRoute {
+    pub config: RouteConfig,
+    pub handles: RouteHandles,
+}
+
+/// What observing a request on a route needs, resolved once per snapshot so
+/// the request path does no lookup by name.
+#[derive(Debug)]
+pub struct RouteHandles {
+    /// The `x-strangler-route` value.
+    pub header: HeaderValue,
+    /// The `route` metric label.
+    pub label: Label,
+    /// Kept across reloads for a route that keeps its name.
+    pub counters: Arc<RouteCounters>,
 }
 
 /// The live snapshot, shared by every connection.
@@ -46,37 +59,23 @@ impl Snapshot {
             .iter()
             .map(|wanted| Backend::reuse_or_new(previous_backends, wanted))
             .collect::<Result<_, _>>()?;
-        let route_names = config
-            .routes
-            .iter()
-            .map(|r| {
-                HeaderValue::from_str(&r.name)
-                    .unwrap_or_else(|_| HeaderValue::from_static("invalid-name"))
-            })
-            .collect();
-        let route_labels = config
-            .routes
-            .iter()
-            .map(|r| Arc::new(r.name.clone()))
-            .collect();
         let previous_counters: HashMap<&str, &Arc<RouteCounters>> = previous
             .map(|p| {
-                p.config
-                    .routes
+                p.routes
                     .iter()
-                    .map(|r| r.name.as_str())
-                    .zip(&p.counters)
+                    .map(|r| (r.config.name.as_str(), &r.handles.counters))
                     .collect()
             })
             .unwrap_or_default();
-        let counters = config
+        let routes = config
             .routes
             .iter()
-            .map(|r| {
-                previous_counters
-                    .get(r.name.as_str())
-                    .map(|c| Arc::clone(c))
-                    .unwrap_or_default()
+            .map(|route| CompiledRoute {
+                config: route.clone(),
+                handles: RouteHandles::new(
+                    &route.name,
+                    previous_counters.get(route.name.as_str()).copied(),
+                ),
             })
             .collect();
         let router = Router::new(&config.routes);
@@ -84,30 +83,46 @@ impl Snapshot {
             config,
             router,
             backends,
-            route_names,
-            route_labels,
-            counters,
-            default_label: Arc::new(DEFAULT_ROUTE.to_owned()),
-            default_counters: previous
-                .map(|p| p.default_counters.clone())
-                .unwrap_or_default(),
+            routes,
+            default_route: RouteHandles::new(
+                DEFAULT_ROUTE,
+                previous.map(|p| &p.default_route.counters),
+            ),
         })
     }
 
-    /// The route's label for headers, logs and metrics.
-    pub fn route_label(&self, route: Option<usize>) -> &str {
-        route.map_or(DEFAULT_ROUTE, |i| &self.config.routes[i].name)
+    pub fn route(&self, id: RouteId) -> &CompiledRoute {
+        &self.routes[id.index()]
     }
 
-    pub fn route_label_arc(&self, route: Option<usize>) -> Label {
-        route.map_or_else(
-            || self.default_label.clone(),
-            |i| self.route_labels[i].clone(),
-        )
+    /// Every route, in file order.
+    pub fn routes(&self) -> &[CompiledRoute] {
+        &self.routes
     }
 
-    /// The request counters of a route (`None`: `_default`).
-    pub fn route_counters(&self, route: Option<usize>) -> &RouteCounters {
-        route.map_or(&self.default_counters, |i| &self.counters[i])
+    /// The handles of a route (`None`: `_default`).
+    pub fn handles(&self, route: Option<RouteId>) -> &RouteHandles {
+        route.map_or(&self.default_route, |id| &self.route(id).handles)
+    }
+
+    pub fn backend(&self, id: BackendId) -> &Backend {
+        &self.backends[id]
+    }
+
+    /// Every backend, in file order.
+    pub fn backends(&self) -> &[Arc<Backend>] {
+        &self.backends
+    }
+}
+
+impl RouteHandles {
+    /// Handles for the route `name`, keeping `counters` when the route had them.
+    fn new(name: &str, counters: Option<&Arc<RouteCounters>>) -> RouteHandles {
+        RouteHandles {
+            header: HeaderValue::from_str(name)
+                .unwrap_or_else(|_| HeaderValue::from_static("invalid-name")),
+            label: Arc::new(name.to_owned()),
+            counters: counters.cloned().unwrap_or_default(),
+        }
     }
 }

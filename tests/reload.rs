@@ -529,7 +529,7 @@ async fn unchanged_backends_keep_their_pool() {
     let backend = |name: &str| {
         let snapshot = proxy.running.snapshot.load();
         snapshot
-            .backends
+            .backends()
             .iter()
             .find(|b| b.config.name == name)
             .cloned()

@@ -9,8 +9,33 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method, Uri};
 
+/// The route label of a request that no route matches (headers, logs, metrics).
+pub const DEFAULT_ROUTE: &str = "_default";
+
 /// Index into [`Config::backends`].
 pub type BackendId = usize;
+
+/// Index into [`Config::routes`] (and the snapshot's compiled routes, built in
+/// the same order from them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RouteId(usize);
+
+impl RouteId {
+    /// The id of `config.routes[index]`.
+    pub fn new(index: usize) -> RouteId {
+        RouteId(index)
+    }
+
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
+impl Config {
+    pub fn route(&self, id: RouteId) -> &RouteConfig {
+        &self.routes[id.index()]
+    }
+}
 
 /// A whole, validated configuration file.
 #[derive(Debug, Clone)]

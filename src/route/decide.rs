@@ -9,7 +9,7 @@ use http::header::COOKIE;
 
 use super::hash::{BUCKETS, sticky_bucket};
 use super::{BucketSource, Decision, Reason, RequestInfo, Router, Target};
-use crate::config::{Config, RouteConfig, Sticky};
+use crate::config::{Config, RouteConfig, RouteId, Sticky};
 
 /// The decision of SPEC §3.2. `draw` is a uniformly random number in `0..10000`,
 /// used only when the request has no sticky key (a larger one is reduced mod
@@ -46,7 +46,7 @@ pub fn decide(config: &Config, router: &Router, req: &RequestInfo<'_>, draw: u16
         Target::Legacy => route.legacy,
     };
     Decision {
-        route: Some(index),
+        route: Some(RouteId::new(index)),
         target,
         backend,
         reason,
@@ -209,7 +209,7 @@ mod tests {
         assert_eq!(d.target, Target::Legacy);
         assert_eq!(d.backend, OTHER_LEGACY);
         assert_eq!(d.reason, Reason::FlagOff);
-        assert_eq!(d.route, Some(0));
+        assert_eq!(d.route, Some(RouteId::new(0)));
     }
 
     #[test]

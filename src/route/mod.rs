@@ -18,7 +18,7 @@ use std::net::IpAddr;
 
 use http::{HeaderMap, Method};
 
-use crate::config::BackendId;
+use crate::config::{BackendId, RouteId};
 
 pub use decide::{decide, rewrite_path};
 pub use hash::{BUCKETS, sticky_bucket, sticky_hash};
@@ -68,8 +68,8 @@ pub enum Reason {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
-    /// Index into [`Config::routes`]; `None` for `_default`.
-    pub route: Option<usize>,
+    /// `None` for `_default`.
+    pub route: Option<RouteId>,
     pub target: Target,
     pub backend: BackendId,
     pub reason: Reason,
@@ -87,5 +87,4 @@ impl Target {
     }
 }
 
-/// The route label of a request that no route matched (metrics, headers).
-pub const DEFAULT_ROUTE: &str = "_default";
+pub use crate::config::DEFAULT_ROUTE;
