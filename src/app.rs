@@ -36,13 +36,10 @@ pub struct Launch {
 
 /// A proxy serving in the background; see [`start`].
 pub struct Running {
-    /// Where the proxy listens.
-    pub addr: SocketAddr,
-    /// Where the admin API listens.
-    pub admin_addr: Option<SocketAddr>,
-    /// The live snapshot: store a new one to change routing.
-    pub snapshot: SharedSnapshot,
-    pub admin: Arc<Admin>,
+    addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
+    snapshot: SharedSnapshot,
+    admin: Arc<Admin>,
     stop: watch::Sender<bool>,
     /// Sent after the proxy has drained: the admin API answers (`/readyz`
     /// 503) all through the drain.
@@ -56,6 +53,26 @@ pub struct Running {
 }
 
 impl Running {
+    /// Where the proxy listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Where the admin API listens (`None`: no admin API).
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// The snapshot serving now.
+    pub fn snapshot(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.snapshot.load()
+    }
+
+    /// What `/config` shows: version, generation, last error.
+    pub fn reload_status(&self) -> reload::Status {
+        self.admin.reloader.status()
+    }
+
     /// Graceful stop: `/readyz` turns 503 at once, the listener stops
     /// accepting, open connections and tunnels get up to `shutdown_timeout`
     /// to finish; then the admin API stops.

@@ -80,7 +80,7 @@ pub async fn run() -> anyhow::Result<()> {
         watch: true,
     })?;
     println!("{}", banner(addr, legacy, new));
-    if let Some(admin) = running.admin_addr {
+    if let Some(admin) = running.admin_addr() {
         println!("  admin API: curl -s http://{admin}/routes");
     }
     println!(

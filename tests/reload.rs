@@ -139,10 +139,10 @@ async fn in_place_write_is_seen() {
     assert_eq!(after["last_error"], Value::Null);
     // Same process: the in-process snapshot is the one serving.
     assert_eq!(
-        proxy.running.snapshot.load().config.version,
+        proxy.running.snapshot().config.version,
         sha256_hex(text.as_bytes())
     );
-    assert_eq!(proxy.running.admin.reloader.status().generation, 2);
+    assert_eq!(proxy.running.reload_status().generation, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -487,7 +487,7 @@ async fn no_request_fails_while_reloading() {
         // under traffic (a burst would be debounced into one).
         let version = version_of(text.as_bytes());
         eventually(SEEN_WITHIN, &format!("rewrite {i} is loaded"), || async {
-            proxy.running.snapshot.load().config.version == version
+            proxy.running.snapshot().config.version == version
         })
         .await;
     }
@@ -527,7 +527,7 @@ async fn unchanged_backends_keep_their_pool() {
     let other_new = TestBackend::start("new").await;
     let proxy = TestProxy::start(&weighted(&legacy.url(), &new.url(), 0, "v1")).await;
     let backend = |name: &str| {
-        let snapshot = proxy.running.snapshot.load();
+        let snapshot = proxy.running.snapshot();
         snapshot
             .backends()
             .iter()

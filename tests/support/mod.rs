@@ -323,8 +323,8 @@ impl TestProxy {
         })
         .unwrap();
         TestProxy {
-            addr: running.addr,
-            admin: running.admin_addr.unwrap(),
+            addr: running.addr(),
+            admin: running.admin_addr().unwrap(),
             running,
             dir,
             path,
