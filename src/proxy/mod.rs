@@ -3,6 +3,7 @@
 //! - [`outgoing`]: the upstream request for one backend, and sending it;
 //! - [`fallback`]: try new, replay to legacy when it fails;
 //! - [`copy`]: the request body's copy for a replay, and its budget;
+//! - [`respond`]: the backend's answer made the client's;
 //! - [`tunnel`]: upgraded connections after a 101;
 //! - [`exchange`]: the record of one request, for the observer.
 
@@ -10,6 +11,7 @@ mod copy;
 mod exchange;
 mod fallback;
 mod outgoing;
+mod respond;
 mod tunnel;
 
 use std::convert::Infallible;
@@ -21,13 +23,12 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderValue};
+use http::header::HeaderValue;
 use http::request::Parts;
 use http::{Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::Limited;
 use hyper::body::Incoming;
-use hyper::upgrade::OnUpgrade;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
@@ -45,6 +46,7 @@ pub use fallback::FallbackReason;
 
 use copy::{REPLAY_BUDGET_BYTES, ReplayBudget};
 use outgoing::{Outgoing, send};
+use respond::{add_debug_headers, finish_response};
 
 /// The innermost tower service: routes and forwards one request. Cloned per
 /// connection and per request, so it is one `Arc`.
@@ -291,37 +293,5 @@ async fn forward(
                 send(backend, request).await,
             ))
         }
-    }
-}
-
-/// Turns a backend response into the client's: hop-by-hop headers removed,
-/// and a 101 to an upgrade request tunnelled both ways.
-fn finish_response(
-    mut response: Response<Incoming>,
-    client_upgrade: Option<OnUpgrade>,
-    tunnels: &TaskTracker,
-) -> Response<ProxyBody> {
-    let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
-    match client_upgrade {
-        Some(client_upgrade) if switching => {
-            let backend_upgrade = hyper::upgrade::on(&mut response);
-            tunnel::spawn(tunnels, client_upgrade, backend_upgrade);
-            headers::remove_hop_by_hop(response.headers_mut(), true);
-        }
-        _ => headers::remove_hop_by_hop(response.headers_mut(), false),
-    }
-    headers::remove_debug_headers(response.headers_mut());
-    response.map(body::boxed)
-}
-
-fn add_debug_headers(snapshot: &Snapshot, exchange: &Exchange, headers: &mut HeaderMap) {
-    let route = &snapshot.handles(exchange.route).header;
-    headers.insert(&headers::X_STRANGLER_ROUTE, route.clone());
-    if let Some(backend) = exchange.backend {
-        let name = &snapshot.backend(backend).name_header;
-        headers.insert(&headers::X_STRANGLER_BACKEND, name.clone());
-    }
-    if let Some(reason) = exchange.fallback {
-        headers.insert(&headers::X_STRANGLER_FALLBACK, reason.header_value());
     }
 }
