@@ -8,6 +8,8 @@ use std::time::SystemTime;
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::body::{self, ProxyBody};
 use crate::error::json_error;
@@ -67,9 +69,10 @@ impl Admin {
                 Outcome::Loaded { version } => {
                     body::json(StatusCode::OK, &json!({ "version": version }))
                 }
-                Outcome::Failed { error } => {
-                    body::json(StatusCode::BAD_REQUEST, &json!({ "error": error }))
-                }
+                Outcome::Failed { error } => body::json(
+                    StatusCode::BAD_REQUEST,
+                    &json!({ "error": error.to_string() }),
+                ),
                 Outcome::Unchanged | Outcome::Missing => {
                     let version = self.snapshot.load().config.version.clone();
                     body::json(StatusCode::OK, &json!({ "version": version }))
@@ -111,7 +114,7 @@ impl Admin {
             "generation": status.generation,
             "loaded_at": rfc3339(status.loaded_at),
             "path": self.reloader.path().display().to_string(),
-            "last_error": status.last_error,
+            "last_error": status.last_error.map(|error| error.to_string()),
         })
     }
 
@@ -172,37 +175,16 @@ fn bearer_token(authorization: &[u8]) -> Option<&[u8]> {
 }
 
 /// Compares without an early exit, so timing does not reveal how much matched.
+/// The fixed-size digests are compared, so the lengths are not revealed either
+/// (`subtle` answers unequal lengths at once).
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = a.len() ^ b.len();
-    for (i, &byte) in b.iter().enumerate() {
-        diff |= usize::from(a.get(i).copied().unwrap_or(!byte) ^ byte);
-    }
-    diff == 0
+    Sha256::digest(a).ct_eq(&Sha256::digest(b)).into()
 }
 
-/// `SystemTime` as RFC 3339 in UTC with second precision, e.g. `2026-11-21T21:23:16Z`.
+/// `SystemTime` as RFC 3339 in UTC with second precision, e.g. `2026-11-21T21:23:16Z`;
+/// a time before 1970 shows as the epoch.
 pub fn rfc3339(time: SystemTime) -> String {
-    let secs = time
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    humantime::format_rfc3339_seconds(time.max(SystemTime::UNIX_EPOCH)).to_string()
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use tracing::{info, warn};
 use crate::admin::Admin;
 use crate::config::Config;
 use crate::metrics::{Metrics, Telemetry};
-use crate::reload::{self, Reloader};
+use crate::reload::{self, ReloadError, Reloader, StartError};
 use crate::server::{self, Limits};
 use crate::snapshot::{SharedSnapshot, Snapshot};
 use crate::tls::ServerTls;
@@ -114,16 +114,16 @@ impl Drop for Running {
 }
 
 /// Serves the proxy (and the admin API, if given a listener) in the background.
-pub fn start(launch: Launch) -> std::io::Result<Running> {
-    let addr = launch.proxy.local_addr()?;
+pub fn start(launch: Launch) -> Result<Running, StartError> {
+    let addr = launch.proxy.local_addr().map_err(StartError::Listener)?;
     let admin_addr = launch
         .admin
         .as_ref()
         .map(TcpListener::local_addr)
-        .transpose()?;
+        .transpose()
+        .map_err(StartError::Listener)?;
     let limits = Limits::from(&launch.config.server);
     let shutdown_timeout = launch.config.server.shutdown_timeout;
-    let invalid = |error: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, error);
     let server_tls = launch
         .config
         .server
@@ -131,10 +131,9 @@ pub fn start(launch: Launch) -> std::io::Result<Running> {
         .as_ref()
         .map(ServerTls::new)
         .transpose()
-        .map_err(|error| invalid(format!("server.tls: {error}")))?;
+        .map_err(ReloadError::Tls)?;
     let metrics = Arc::new(Metrics::new());
-    let snapshot =
-        Snapshot::new(launch.config, None).map_err(|error| invalid(error.to_string()))?;
+    let snapshot = Snapshot::new(launch.config, None).map_err(ReloadError::Backend)?;
     let snapshot: SharedSnapshot = Arc::new(ArcSwap::from_pointee(snapshot));
     metrics.set_weights(None, &snapshot.load());
     let reloader = Arc::new(
@@ -228,13 +227,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     info!(%listen, %admin_listen, routes = config.routes.len(), version = %config.version, "proxy listening");
     reload::warn_insecure_backends(&config);
     let path = config.path.clone();
+    // The message names its causes already: the `{:#}` chain main prints
+    // would repeat them.
     let running = start(Launch {
         config,
         path,
         proxy,
         admin: Some(admin),
         watch: true,
-    })?;
+    })
+    .map_err(|error| anyhow::anyhow!("{error}"))?;
     shutdown_signal().await;
     info!("shutdown signal received: draining (a second signal exits at once)");
     tokio::select! {

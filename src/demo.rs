@@ -78,7 +78,9 @@ pub async fn run() -> anyhow::Result<()> {
         proxy: listener,
         admin,
         watch: true,
-    })?;
+    })
+    // The message names its causes already: `{:#}` would repeat them.
+    .map_err(|error| anyhow::anyhow!("{error}"))?;
     println!("{}", banner(addr, legacy, new));
     if let Some(admin) = running.admin_addr() {
         println!("  admin API: curl -s http://{admin}/routes");

@@ -17,6 +17,10 @@ use crate::snapshot::{SharedSnapshot, Snapshot};
 use crate::tls::{self, ServerTls};
 use rustls::sign::CertifiedKey;
 
+mod error;
+
+pub use error::{ReloadError, StartError};
+
 /// How long the file must be quiet before a watched change is loaded: editors
 /// and ConfigMap swaps produce bursts of events.
 pub const DEBOUNCE: Duration = Duration::from_millis(150);
@@ -42,11 +46,12 @@ pub struct Status {
     /// 1 at start, +1 per successful reload.
     pub generation: u64,
     pub loaded_at: SystemTime,
-    pub last_error: Option<String>,
+    /// Why the last reload failed; cleared by a successful one.
+    pub last_error: Option<Arc<ReloadError>>,
 }
 
 /// The result of one reload.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Outcome {
     Loaded {
         version: String,
@@ -55,8 +60,9 @@ pub enum Outcome {
     Unchanged,
     /// Watch trigger and the file is missing: the old config keeps serving.
     Missing,
+    /// The old config keeps serving; `/config` shows `error` as `last_error`.
     Failed {
-        error: String,
+        error: Arc<ReloadError>,
     },
 }
 
@@ -120,14 +126,7 @@ impl Reloader {
                 debug!(path = %path.display(), "config file missing; keeping the current config");
                 return Outcome::Missing;
             }
-            Err(error) => {
-                let error = config::ConfigErrors::whole_file(
-                    &path,
-                    format!("cannot read the file: {error}"),
-                    "restore the file; the current config keeps serving",
-                );
-                return self.failed(trigger, error.to_string());
-            }
+            Err(source) => return self.failed(trigger, ReloadError::Read { path, source }),
         };
         if trigger == Trigger::Watch
             && config::version_of(&bytes) == self.snapshot.load().config.version
@@ -149,7 +148,7 @@ impl Reloader {
         match built {
             Ok(Ok(built)) => self.swap(built, trigger),
             Ok(Err(error)) => self.failed(trigger, error),
-            Err(join) => self.failed(trigger, format!("reload task failed: {join}")),
+            Err(join) => self.failed(trigger, ReloadError::Task(join)),
         }
     }
 
@@ -181,7 +180,8 @@ impl Reloader {
         Outcome::Loaded { version }
     }
 
-    fn failed(&self, trigger: Trigger, error: String) -> Outcome {
+    fn failed(&self, trigger: Trigger, error: ReloadError) -> Outcome {
+        let error = Arc::new(error);
         self.metrics.reload(false);
         warn!(?trigger, path = %self.path.display(), %error, "config reload failed; keeping the current config");
         self.status
@@ -207,19 +207,17 @@ fn build(
     path: &Path,
     old: Arc<Snapshot>,
     listener_tls: bool,
-) -> Result<Built, String> {
-    let config = config::parse_bytes(bytes, path).map_err(|errors| errors.to_string())?;
+) -> Result<Built, ReloadError> {
+    let config = config::parse_bytes(bytes, path)?;
     let certificate = match (listener_tls, &config.server.tls) {
-        (true, Some(files)) => {
-            Some(tls::load_certified_key(files).map_err(|e| format!("server.tls: {e}"))?)
-        }
+        (true, Some(files)) => Some(tls::load_certified_key(files).map_err(ReloadError::Tls)?),
         (false, None) => None,
         _ => {
             warn!("[server.tls] added or removed: takes effect only after a restart");
             None
         }
     };
-    let next = Snapshot::new(config, Some(&old)).map_err(|error| error.to_string())?;
+    let next = Snapshot::new(config, Some(&old))?;
     log_changes(&old.config, &next.config);
     Ok(Built {
         old,

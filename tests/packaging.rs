@@ -3,16 +3,15 @@
 //! example mount, publish, probe and run what the configs and the CLI say. No
 //! Docker and no cluster: the files are read and the binary is run.
 //!
-//! The YAML files are read with a small reader for the block-style subset they
-//! use (mappings, sequences, `[...]` flow sequences of scalars, `|` block
-//! scalars), in [`yaml`] at the bottom.
+//! The YAML files are read with `yaml-rust2`: a missing key indexes to
+//! `BadValue`, so a path of keys reads without unwrapping at each step.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use yaml::Node;
+use yaml_rust2::{Yaml, YamlLoader};
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -58,6 +57,43 @@ fn assert_cli_accepts(args: &[String], what: &str) {
         args.join(" "),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The one document of a YAML file.
+fn yaml_file(relative: &str) -> Yaml {
+    let mut documents = YamlLoader::load_from_str(&read(relative))
+        .unwrap_or_else(|e| panic!("{relative} is not YAML: {e}"));
+    assert_eq!(documents.len(), 1, "{relative}: one YAML document");
+    documents.remove(0)
+}
+
+/// The items of a sequence; none for anything else.
+fn items(node: &Yaml) -> &[Yaml] {
+    node.as_vec().map_or(&[], Vec::as_slice)
+}
+
+/// The entries of a mapping whose keys are strings; none for anything else.
+fn entries(node: &Yaml) -> Vec<(&str, &Yaml)> {
+    node.as_hash()
+        .into_iter()
+        .flat_map(|hash| hash.iter())
+        .map(|(key, value)| (key.as_str().expect("a string key"), value))
+        .collect()
+}
+
+/// A sequence of strings.
+fn strings(node: &Yaml) -> Vec<String> {
+    items(node)
+        .iter()
+        .map(|n| n.as_str().expect("a string item").to_owned())
+        .collect()
+}
+
+/// A non-negative integer that fits `T`.
+fn number<T: TryFrom<i64>>(node: &Yaml, what: &str) -> T {
+    node.as_i64()
+        .and_then(|n| T::try_from(n).ok())
+        .unwrap_or_else(|| panic!("{what} is not a number in range: {node:?}"))
 }
 
 fn toml_file(relative: &str) -> toml::Table {
@@ -167,9 +203,8 @@ fn configmap_block_scalar_is_extracted_whole() {
 
 /// The `strangler.toml` block scalar of the ConfigMap.
 fn configmap_toml() -> String {
-    let doc = yaml::parse(&read("deploy/kubernetes/configmap.yaml"));
-    doc.get("data")
-        .get("strangler.toml")
+    let doc = yaml_file("deploy/kubernetes/configmap.yaml");
+    doc["data"]["strangler.toml"]
         .as_str()
         .expect("data.\"strangler.toml\" is a block scalar")
         .to_owned()
@@ -177,25 +212,21 @@ fn configmap_toml() -> String {
 
 // === (2) docker-compose.yml ===
 
-fn compose() -> Node {
-    yaml::parse(&read("docker-compose.yml"))
+fn compose() -> Yaml {
+    yaml_file("docker-compose.yml")
 }
 
 #[test]
 fn compose_config_file_is_in_the_mounted_directory() {
     let compose = compose();
-    let proxy = compose.get("services").get("proxy");
-    let config_path = proxy
-        .get("environment")
-        .get("STRANGLER_CONFIG")
+    let proxy = &compose["services"]["proxy"];
+    let config_path = proxy["environment"]["STRANGLER_CONFIG"]
         .as_str()
         .expect("proxy sets STRANGLER_CONFIG")
         .to_owned();
-    let mounts: Vec<&str> = proxy
-        .get("volumes")
-        .items()
+    let mounts: Vec<&str> = items(&proxy["volumes"])
         .iter()
-        .filter_map(Node::as_str)
+        .filter_map(Yaml::as_str)
         .collect();
     let (host_dir, container_dir, options) = mounts
         .iter()
@@ -221,7 +252,7 @@ fn compose_config_file_is_in_the_mounted_directory() {
     assert!(on_host.is_file(), "{} does not exist", on_host.display());
     assert_eq!(on_host, repo().join("config/compose.toml"));
     assert_eq!(
-        proxy.get("command").strings(),
+        strings(&proxy["command"]),
         ["run"],
         "the proxy runs `strangler run`"
     );
@@ -237,7 +268,7 @@ fn compose_publishes_the_ports_compose_toml_listens_on() {
         listen.ip().is_unspecified() && admin.ip().is_unspecified(),
         "inside a container, listen on 0.0.0.0 or the published ports reach nothing"
     );
-    let ports: Vec<String> = compose.get("services").get("proxy").get("ports").strings();
+    let ports: Vec<String> = strings(&compose["services"]["proxy"]["ports"]);
     // "HOST_PORT:CONTAINER_PORT" or "HOST_IP:HOST_PORT:CONTAINER_PORT".
     let published: BTreeSet<u16> = ports
         .iter()
@@ -256,20 +287,20 @@ fn compose_publishes_the_ports_compose_toml_listens_on() {
 #[test]
 fn compose_backends_match_the_services_that_serve_them() {
     let compose = compose();
-    let services = compose.get("services");
+    let services = &compose["services"];
     let config = toml_file("config/compose.toml");
     let backends = config["backends"].as_table().expect("[backends]");
-    let depends_on = services.get("proxy").get("depends_on");
+    let depends_on = &services["proxy"]["depends_on"];
     for (name, backend) in backends {
         let url: http::Uri = backend["url"].as_str().unwrap().parse().unwrap();
         let host = url.host().unwrap();
         let port = url.port_u16().unwrap_or(80);
-        let service = services.get(host);
+        let service = &services[host];
         assert!(
-            !service.is_missing(),
+            !service.is_badvalue(),
             "backend {name}: no compose service {host}"
         );
-        let command = service.get("command").strings();
+        let command = strings(&service["command"]);
         assert_eq!(command.first().map(String::as_str), Some("echo"));
         let listen = flag_value(&command, "--listen").expect("echo --listen");
         assert_eq!(
@@ -281,10 +312,7 @@ fn compose_backends_match_the_services_that_serve_them() {
             listen.starts_with("0.0.0.0:"),
             "{host} must listen on 0.0.0.0"
         );
-        let test = strangler_args(
-            &service.get("healthcheck").get("test").strings(),
-            "healthcheck",
-        );
+        let test = strangler_args(&strings(&service["healthcheck"]["test"]), "healthcheck");
         assert_eq!(test[0], "health");
         assert_eq!(
             flag_value(&test, "--admin").map(port_of),
@@ -292,7 +320,7 @@ fn compose_backends_match_the_services_that_serve_them() {
             "{host}'s healthcheck asks another port"
         );
         assert_eq!(
-            depends_on.get(host).get("condition").as_str(),
+            depends_on[host]["condition"].as_str(),
             Some("service_healthy"),
             "the proxy waits for {host} to be healthy"
         );
@@ -302,15 +330,15 @@ fn compose_backends_match_the_services_that_serve_them() {
 #[test]
 fn compose_commands_are_accepted_by_the_cli() {
     let compose = compose();
-    let services = compose.get("services");
+    let services = &compose["services"];
     let mut subcommands = BTreeSet::new();
-    for (name, service) in services.entries() {
-        let command = service.get("command").strings();
+    for (name, service) in entries(services) {
+        let command = strings(&service["command"]);
         assert_cli_accepts(&command, &format!("compose service {name}"));
         subcommands.insert(command[0].clone());
-        let test = service.get("healthcheck").get("test");
-        if !test.is_missing() {
-            let args = strangler_args(&test.strings(), &format!("{name} healthcheck"));
+        let test = &service["healthcheck"]["test"];
+        if !test.is_badvalue() {
+            let args = strangler_args(&strings(test), &format!("{name} healthcheck"));
             assert_cli_accepts(&args, &format!("compose service {name} healthcheck"));
             subcommands.insert(args[0].clone());
         }
@@ -361,7 +389,8 @@ fn runtime_stage() -> Vec<(String, String)> {
 fn exec_form(args: &str, what: &str) -> Vec<String> {
     let args = args.trim();
     assert!(args.starts_with('['), "{what}: use the exec form: {args}");
-    yaml::flow_sequence(args)
+    // The exec form is a JSON array of strings.
+    serde_json::from_str(args).unwrap_or_else(|e| panic!("{what}: not a JSON array: {e}"))
 }
 
 #[test]
@@ -500,19 +529,15 @@ fn dockerfile_runs_as_non_root_and_builds_with_config() {
 
 // === (2) Kubernetes ===
 
-fn k8s(file: &str) -> Node {
-    yaml::parse(&read(&format!("deploy/kubernetes/{file}")))
+fn k8s(file: &str) -> Yaml {
+    yaml_file(&format!("deploy/kubernetes/{file}"))
 }
 
-fn container() -> Node {
+fn container() -> Yaml {
     let deployment = k8s("deployment.yaml");
-    let containers = deployment
-        .get("spec")
-        .get("template")
-        .get("spec")
-        .get("containers");
-    assert_eq!(containers.items().len(), 1);
-    containers.items()[0].clone()
+    let containers = &deployment["spec"]["template"]["spec"]["containers"];
+    assert_eq!(items(containers).len(), 1);
+    items(containers)[0].clone()
 }
 
 #[test]
@@ -525,41 +550,34 @@ fn kubernetes_probes_use_the_configmap_admin_port() {
     );
     let listen = server_addr(&config, "listen");
     let container = container();
-    let named_port = |port: &Node| -> u16 {
-        let text = port.as_str().expect("probe port");
-        text.parse().unwrap_or_else(|_| {
-            let named = container
-                .get("ports")
-                .items()
+    // A port number, or the name of one of the container's ports.
+    let named_port = |port: &Yaml| -> u16 {
+        let port = match port.as_str() {
+            Some(name) => &items(&container["ports"])
                 .iter()
-                .find(|p| p.get("name").as_str() == Some(text))
-                .unwrap_or_else(|| panic!("no container port named {text}"))
-                .get("containerPort")
-                .as_str()
-                .unwrap()
-                .to_owned();
-            named.parse().unwrap()
-        })
+                .find(|p| p["name"].as_str() == Some(name))
+                .unwrap_or_else(|| panic!("no container port named {name}"))["containerPort"],
+            None => port,
+        };
+        number(port, "port")
     };
     for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
-        let get = container.get(probe).get("httpGet");
-        assert_eq!(get.get("path").as_str(), Some(path), "{probe}");
-        assert_eq!(named_port(get.get("port")), admin.port(), "{probe} port");
+        let get = &container[probe]["httpGet"];
+        assert_eq!(get["path"].as_str(), Some(path), "{probe}");
+        assert_eq!(named_port(&get["port"]), admin.port(), "{probe} port");
     }
-    let container_ports: BTreeSet<u16> = container
-        .get("ports")
-        .items()
+    let container_ports: BTreeSet<u16> = items(&container["ports"])
         .iter()
-        .map(|p| p.get("containerPort").as_str().unwrap().parse().unwrap())
+        .map(|p| number(&p["containerPort"], "containerPort"))
         .collect();
     assert_eq!(
         container_ports,
         BTreeSet::from([listen.port(), admin.port()])
     );
     let service = k8s("service.yaml");
-    for port in service.get("spec").get("ports").items() {
+    for port in items(&service["spec"]["ports"]) {
         assert_eq!(
-            named_port(port.get("targetPort")),
+            named_port(&port["targetPort"]),
             listen.port(),
             "the Service must send traffic to server.listen"
         );
@@ -576,66 +594,51 @@ fn kubernetes_mounts_the_configmap_as_a_directory() {
         "a subPath mount never receives ConfigMap updates"
     );
     let deployment = k8s("deployment.yaml");
-    let pod = deployment.get("spec").get("template").get("spec");
+    let pod = &deployment["spec"]["template"]["spec"];
     let container = container();
     let configmap = k8s("configmap.yaml");
-    let configmap_name = configmap.get("metadata").get("name").as_str().unwrap();
-    let volume = pod
-        .get("volumes")
-        .items()
+    let configmap_name = configmap["metadata"]["name"].as_str().unwrap();
+    let volume = items(&pod["volumes"])
         .iter()
-        .find(|v| v.get("configMap").get("name").as_str() == Some(configmap_name))
+        .find(|v| v["configMap"]["name"].as_str() == Some(configmap_name))
         .cloned()
         .expect("a volume from the ConfigMap");
-    let volume_name = volume.get("name").as_str().unwrap();
-    let mount = container
-        .get("volumeMounts")
-        .items()
+    let volume_name = volume["name"].as_str().unwrap();
+    let mount = items(&container["volumeMounts"])
         .iter()
-        .find(|m| m.get("name").as_str() == Some(volume_name))
+        .find(|m| m["name"].as_str() == Some(volume_name))
         .cloned()
         .expect("the ConfigMap volume is mounted");
-    assert!(mount.get("subPath").is_missing());
-    let mount_path = mount.get("mountPath").as_str().unwrap();
+    assert!(mount["subPath"].is_badvalue());
+    let mount_path = mount["mountPath"].as_str().unwrap();
     // The env var set, else the image's default.
-    let config_path = container
-        .get("env")
-        .items()
+    let config_path = items(&container["env"])
         .iter()
-        .find(|e| e.get("name").as_str() == Some("STRANGLER_CONFIG"))
-        .and_then(|e| e.get("value").as_str().map(str::to_owned))
+        .find(|e| e["name"].as_str() == Some("STRANGLER_CONFIG"))
+        .and_then(|e| e["value"].as_str().map(str::to_owned))
         .unwrap_or_else(|| "/etc/strangler/strangler.toml".into());
     assert_eq!(config_path, format!("{mount_path}/strangler.toml"));
     assert!(
-        !configmap.get("data").get("strangler.toml").is_missing(),
+        !configmap["data"]["strangler.toml"].is_badvalue(),
         "the ConfigMap's key must be the file name STRANGLER_CONFIG names"
     );
-    assert_cli_accepts(&container.get("args").strings(), "the container's args");
+    assert_cli_accepts(&strings(&container["args"]), "the container's args");
 }
 
 #[test]
 fn kubernetes_pod_is_locked_down_and_drains() {
     let deployment = k8s("deployment.yaml");
-    let spec = deployment.get("spec");
-    assert_eq!(spec.get("replicas").as_str(), Some("3"));
-    let pod = spec.get("template").get("spec");
-    assert_eq!(
-        pod.get("securityContext").get("runAsNonRoot").as_str(),
-        Some("true")
-    );
+    let spec = &deployment["spec"];
+    assert_eq!(spec["replicas"].as_i64(), Some(3));
+    let pod = &spec["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"].as_bool(), Some(true));
     let container = container();
-    let security = container.get("securityContext");
-    assert_eq!(
-        security.get("readOnlyRootFilesystem").as_str(),
-        Some("true")
-    );
-    assert_eq!(
-        security.get("allowPrivilegeEscalation").as_str(),
-        Some("false")
-    );
+    let security = &container["securityContext"];
+    assert_eq!(security["readOnlyRootFilesystem"].as_bool(), Some(true));
+    assert_eq!(security["allowPrivilegeEscalation"].as_bool(), Some(false));
     for kind in ["requests", "limits"] {
         assert!(
-            !container.get("resources").get(kind).is_missing(),
+            !container["resources"][kind].is_badvalue(),
             "resources.{kind}"
         );
     }
@@ -645,12 +648,10 @@ fn kubernetes_pod_is_locked_down_and_drains() {
         .and_then(|s| s.get("shutdown_timeout"))
         .and_then(|v| v.as_str())
         .map_or(Duration::from_secs(30), duration);
-    let grace: u64 = pod
-        .get("terminationGracePeriodSeconds")
-        .as_str()
-        .expect("terminationGracePeriodSeconds")
-        .parse()
-        .unwrap();
+    let grace: u64 = number(
+        &pod["terminationGracePeriodSeconds"],
+        "terminationGracePeriodSeconds",
+    );
     assert!(
         Duration::from_secs(grace) > shutdown,
         "terminationGracePeriodSeconds ({grace}s) must exceed shutdown_timeout ({shutdown:?})"
@@ -660,42 +661,25 @@ fn kubernetes_pod_is_locked_down_and_drains() {
 #[test]
 fn kubernetes_pdb_and_kustomization() {
     let deployment = k8s("deployment.yaml");
-    let labels = deployment
-        .get("spec")
-        .get("template")
-        .get("metadata")
-        .get("labels");
+    let labels = &deployment["spec"]["template"]["metadata"]["labels"];
     let pdb = k8s("pdb.yaml");
-    let replicas: u32 = deployment
-        .get("spec")
-        .get("replicas")
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let min_available: u32 = pdb
-        .get("spec")
-        .get("minAvailable")
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let replicas: u32 = number(&deployment["spec"]["replicas"], "replicas");
+    let min_available: u32 = number(&pdb["spec"]["minAvailable"], "minAvailable");
     assert_eq!(min_available, 2);
     assert!(min_available < replicas, "a PDB this strict blocks drains");
+    let service = k8s("service.yaml");
     for selector in [
-        pdb.get("spec").get("selector").get("matchLabels"),
-        deployment.get("spec").get("selector").get("matchLabels"),
-        k8s("service.yaml").get("spec").get("selector"),
+        &pdb["spec"]["selector"]["matchLabels"],
+        &deployment["spec"]["selector"]["matchLabels"],
+        &service["spec"]["selector"],
     ] {
-        for (key, value) in selector.entries() {
-            assert_eq!(labels.get(key).as_str(), value.as_str(), "selector {key}");
+        for (key, value) in entries(selector) {
+            assert_eq!(labels[key].as_str(), value.as_str(), "selector {key}");
         }
-        assert!(!selector.entries().is_empty());
+        assert!(!entries(selector).is_empty());
     }
 
-    let listed: BTreeSet<String> = k8s("kustomization.yaml")
-        .get("resources")
-        .strings()
+    let listed: BTreeSet<String> = strings(&k8s("kustomization.yaml")["resources"])
         .into_iter()
         .collect();
     let present: BTreeSet<String> = std::fs::read_dir(repo().join("deploy/kubernetes"))
@@ -737,324 +721,4 @@ fn readme_quick_start_test_command_is_what_ci_runs() {
         commands[1], ci_test,
         "README and .ci/run must run the same tests"
     );
-}
-
-// === the YAML reader's own tests ===
-
-#[test]
-fn yaml_reader_handles_the_subset() {
-    let doc = yaml::parse(
-        "# comment\n\
-         a: 1\n\
-         b:\n  c: \"x # not a comment\"  # a comment\n  d: 'y'\n\
-         list:\n  - one\n  - k: v\n    k2: v2\n\
-         same_indent:\n- p\n- q\n\
-         flow: [\"a\", b, \"c, d\"]\n\
-         block: |\n  line 1\n\n    indented\n  # kept\nafter: z\n",
-    );
-    assert_eq!(doc.get("a").as_str(), Some("1"));
-    assert_eq!(doc.get("b").get("c").as_str(), Some("x # not a comment"));
-    assert_eq!(doc.get("b").get("d").as_str(), Some("y"));
-    assert_eq!(doc.get("list").items()[0].as_str(), Some("one"));
-    assert_eq!(doc.get("list").items()[1].get("k2").as_str(), Some("v2"));
-    assert_eq!(doc.get("same_indent").strings(), ["p", "q"]);
-    assert_eq!(doc.get("flow").strings(), ["a", "b", "c, d"]);
-    assert_eq!(
-        doc.get("block").as_str(),
-        Some("line 1\n\n  indented\n# kept\n")
-    );
-    assert_eq!(doc.get("after").as_str(), Some("z"));
-    assert!(doc.get("nope").get("deeper").is_missing());
-}
-
-/// A reader for the block-style YAML subset the packaging files use.
-mod yaml {
-    /// A YAML node. Scalars stay strings: the tests compare text.
-    #[derive(Debug, Clone, PartialEq)]
-    pub enum Node {
-        Scalar(String),
-        Seq(Vec<Node>),
-        Map(Vec<(String, Node)>),
-        /// What [`Node::get`] answers for an absent key.
-        Missing,
-    }
-
-    static MISSING: Node = Node::Missing;
-
-    impl Node {
-        pub fn get(&self, key: &str) -> &Node {
-            match self {
-                Node::Map(entries) => entries
-                    .iter()
-                    .find(|(k, _)| k == key)
-                    .map_or(&MISSING, |(_, v)| v),
-                _ => &MISSING,
-            }
-        }
-
-        pub fn is_missing(&self) -> bool {
-            *self == Node::Missing
-        }
-
-        pub fn as_str(&self) -> Option<&str> {
-            match self {
-                Node::Scalar(s) => Some(s),
-                _ => None,
-            }
-        }
-
-        pub fn items(&self) -> &[Node] {
-            match self {
-                Node::Seq(items) => items,
-                _ => &[],
-            }
-        }
-
-        pub fn entries(&self) -> &[(String, Node)] {
-            match self {
-                Node::Map(entries) => entries,
-                _ => &[],
-            }
-        }
-
-        /// A sequence of scalars as strings.
-        pub fn strings(&self) -> Vec<String> {
-            self.items()
-                .iter()
-                .map(|n| n.as_str().expect("a scalar item").to_owned())
-                .collect()
-        }
-    }
-
-    struct Reader {
-        /// Raw lines; a `- key: value` line is rewritten in place as `key: value`
-        /// at the column of `key`, so the item reads as a mapping.
-        lines: Vec<String>,
-        at: usize,
-    }
-
-    pub fn parse(text: &str) -> Node {
-        let mut reader = Reader {
-            lines: text.lines().map(str::to_owned).collect(),
-            at: 0,
-        };
-        reader.skip_insignificant();
-        if reader.at >= reader.lines.len() {
-            return Node::Missing;
-        }
-        let indent = reader.indent();
-        let node = reader.block(indent);
-        reader.skip_insignificant();
-        assert!(
-            reader.at >= reader.lines.len(),
-            "unexpected line {}: {:?}",
-            reader.at + 1,
-            reader.lines[reader.at]
-        );
-        node
-    }
-
-    impl Reader {
-        fn skip_insignificant(&mut self) {
-            while self.at < self.lines.len() {
-                let t = self.lines[self.at].trim();
-                if t.is_empty() || t.starts_with('#') || t == "---" {
-                    self.at += 1;
-                } else {
-                    break;
-                }
-            }
-        }
-
-        fn indent(&self) -> usize {
-            let line = &self.lines[self.at];
-            line.len() - line.trim_start_matches(' ').len()
-        }
-
-        fn content(&self) -> &str {
-            self.lines[self.at].trim()
-        }
-
-        /// The significant line's indent, if there is one.
-        fn peek(&mut self) -> Option<usize> {
-            self.skip_insignificant();
-            (self.at < self.lines.len()).then(|| self.indent())
-        }
-
-        fn is_item(&self) -> bool {
-            let c = self.content();
-            c == "-" || c.starts_with("- ")
-        }
-
-        fn block(&mut self, indent: usize) -> Node {
-            if self.is_item() {
-                self.sequence(indent)
-            } else {
-                self.mapping(indent)
-            }
-        }
-
-        fn sequence(&mut self, indent: usize) -> Node {
-            let mut items = Vec::new();
-            while self.peek() == Some(indent) && self.is_item() {
-                let rest = self.content()[1..].trim_start().to_owned();
-                if rest.is_empty() {
-                    self.at += 1;
-                    match self.peek() {
-                        Some(inner) if inner > indent => items.push(self.block(inner)),
-                        _ => items.push(Node::Scalar(String::new())),
-                    }
-                } else if split_key(&rest).is_some() {
-                    // The column of `key` in `- key: value`.
-                    let after_dash = &self.content()[1..];
-                    let column = indent + 1 + after_dash.len() - after_dash.trim_start().len();
-                    self.lines[self.at] = format!("{}{rest}", " ".repeat(column));
-                    items.push(self.mapping(column));
-                } else {
-                    self.at += 1;
-                    items.push(scalar(&rest));
-                }
-            }
-            Node::Seq(items)
-        }
-
-        fn mapping(&mut self, indent: usize) -> Node {
-            let mut entries = Vec::new();
-            while self.peek() == Some(indent) && !self.is_item() {
-                let content = self.content().to_owned();
-                let (key, rest) = split_key(&content)
-                    .unwrap_or_else(|| panic!("line {}: expected `key:`", self.at + 1));
-                self.at += 1;
-                let value = if rest.starts_with('|') || rest.starts_with('>') {
-                    self.block_scalar(indent)
-                } else if rest.is_empty() {
-                    match self.peek() {
-                        Some(inner) if inner > indent => self.block(inner),
-                        // A sequence may sit at its key's indent.
-                        Some(inner) if inner == indent && self.is_item() => self.sequence(indent),
-                        _ => Node::Scalar(String::new()),
-                    }
-                } else {
-                    scalar(&rest)
-                };
-                entries.push((key, value));
-            }
-            Node::Map(entries)
-        }
-
-        /// The lines after a `key: |` indented more than the key, with the
-        /// first one's indentation removed; blank and `#` lines are content.
-        fn block_scalar(&mut self, key_indent: usize) -> Node {
-            let mut body: Vec<&str> = Vec::new();
-            let mut block_indent = None;
-            while self.at < self.lines.len() {
-                let line = &self.lines[self.at];
-                let trimmed = line.trim_start_matches(' ');
-                let indent = line.len() - trimmed.len();
-                if trimmed.is_empty() {
-                    body.push("");
-                } else if indent > key_indent {
-                    let block = *block_indent.get_or_insert(indent);
-                    assert!(indent >= block, "line {}: under-indented", self.at + 1);
-                    body.push(&line[block..]);
-                } else {
-                    break;
-                }
-                self.at += 1;
-            }
-            while body.last() == Some(&"") {
-                body.pop();
-            }
-            let mut text = body.join("\n");
-            text.push('\n');
-            Node::Scalar(text)
-        }
-    }
-
-    /// `key: rest` or `key:`; `None` when the line is not a mapping entry.
-    fn split_key(content: &str) -> Option<(String, String)> {
-        let (key, rest) = if let Some(quote @ ('"' | '\'')) = content.chars().next() {
-            let end = content[1..].find(quote)? + 1;
-            let rest = content[end + 1..].strip_prefix(':')?;
-            (content[1..end].to_owned(), rest)
-        } else {
-            let colon = content
-                .match_indices(':')
-                .map(|(i, _)| i)
-                .find(|&i| content[i + 1..].is_empty() || content[i + 1..].starts_with(' '))?;
-            if content[..colon].contains(['[', '{', '"', '\'']) {
-                return None;
-            }
-            (content[..colon].trim().to_owned(), &content[colon + 1..])
-        };
-        if !rest.is_empty() && !rest.starts_with(' ') {
-            return None;
-        }
-        Some((key, strip_comment(rest).trim().to_owned()))
-    }
-
-    /// Removes a ` # comment` that is outside quotes.
-    fn strip_comment(text: &str) -> &str {
-        let mut quote = None;
-        let mut previous = ' ';
-        for (i, c) in text.char_indices() {
-            match (quote, c) {
-                (None, '"' | '\'') => quote = Some(c),
-                (Some(q), c) if c == q => quote = None,
-                (None, '#') if previous == ' ' => return &text[..i],
-                _ => {}
-            }
-            previous = c;
-        }
-        text
-    }
-
-    fn scalar(text: &str) -> Node {
-        let text = strip_comment(text).trim();
-        if text.starts_with('[') {
-            return Node::Seq(flow_sequence(text).into_iter().map(Node::Scalar).collect());
-        }
-        Node::Scalar(unquote(text))
-    }
-
-    fn unquote(text: &str) -> String {
-        let text = text.trim();
-        for quote in ['"', '\''] {
-            if text.len() >= 2 && text.starts_with(quote) && text.ends_with(quote) {
-                return text[1..text.len() - 1].to_owned();
-            }
-        }
-        text.to_owned()
-    }
-
-    /// `["a", b, "c, d"]` → `a`, `b`, `c, d` (also a JSON array of strings,
-    /// such as a Dockerfile's exec form).
-    pub fn flow_sequence(text: &str) -> Vec<String> {
-        let inner = text
-            .trim()
-            .strip_prefix('[')
-            .and_then(|t| t.strip_suffix(']'))
-            .unwrap_or_else(|| panic!("not a flow sequence: {text}"));
-        let mut items = Vec::new();
-        let mut current = String::new();
-        let mut quote = None;
-        for c in inner.chars() {
-            match (quote, c) {
-                (None, '"' | '\'') => {
-                    quote = Some(c);
-                    current.push(c);
-                }
-                (Some(q), c) if c == q => {
-                    quote = None;
-                    current.push(c);
-                }
-                (None, ',') => items.push(unquote(&std::mem::take(&mut current))),
-                _ => current.push(c),
-            }
-        }
-        if !current.trim().is_empty() {
-            items.push(unquote(&current));
-        }
-        items
-    }
 }
