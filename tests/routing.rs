@@ -1,21 +1,44 @@
-//! End-to-end routing (SPEC §3.1, §3.2, §6): real backends and a real proxy on
-//! 127.0.0.1, requests over the wire, decisions read from `x-strangler-*` and
-//! from what each backend recorded.
+//! End-to-end routing (SPEC §3.1, §3.2, §6): real backends on 127.0.0.1,
+//! decisions read from `x-strangler-*` and from what each backend recorded.
+//!
+//! The proxy is driven two ways. Every test whose subject is the decision
+//! (weights, flags, sticky keys from a header, cookie or query, cohorts,
+//! matching, path normalisation, rewrites, backend path prefixes, debug
+//! headers) sends its requests straight into the client-facing service with
+//! `tower::ServiceExt::oneshot` ([`TestService`]): no port, no client, so the
+//! proxy reads as a function from request to answer. What they assert depends
+//! on the request (and the proxy's random draw), never on the connection it
+//! came in on, so nothing is lost; the backends stay real, and the counting
+//! tests still send from concurrent tasks, each on a clone of the service.
+//!
+//! `sticky_ip_keeps_one_client_on_one_side` stays on the wire ([`TestProxy`]):
+//! its key is the client address, which only the listener puts on a request
+//! (from the real peer of each connection).
 
 mod support;
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
 use support::{
-    Answer, TestBackend, TestProxy, client, config_with, config_with_server, get, get_with,
+    Answer, TestBackend, TestProxy, TestService, client, config_with, config_with_server, get_with,
     request, send_with,
 };
 
-/// A legacy and a new backend and a proxy in front of them configured with `rest`.
-async fn start(rest: &str) -> (TestBackend, TestBackend, TestProxy) {
+/// A legacy and a new backend, and the proxy's service in front of them
+/// configured with `rest`.
+async fn start(rest: &str) -> (TestBackend, TestBackend, TestService) {
+    let legacy = TestBackend::start("legacy").await;
+    let new = TestBackend::start("new").await;
+    let service = TestService::new(&config_with(&legacy.url(), &new.url(), rest));
+    (legacy, new, service)
+}
+
+/// [`start`], with the proxy listening on a port instead.
+async fn start_proxy(rest: &str) -> (TestBackend, TestBackend, TestProxy) {
     let legacy = TestBackend::start("legacy").await;
     let new = TestBackend::start("new").await;
     let proxy = TestProxy::start(&config_with(&legacy.url(), &new.url(), rest)).await;
@@ -45,20 +68,42 @@ fn route_of(answer: &Answer) -> &str {
         .unwrap_or_else(|| panic!("no x-strangler-route: {answer:?}"))
 }
 
+/// Sends `n` GETs to `path` through `service` from `tasks` concurrent tasks;
+/// returns how many were answered by `new`.
+async fn count_new(service: &TestService, path: &str, n: usize, tasks: usize) -> usize {
+    let service = service.clone();
+    let path = path.to_owned();
+    count_new_by(n, tasks, move || service.get(&path)).await
+}
+
 /// Sends `n` GETs to `url` over `tasks` concurrent connections; returns how many
 /// were answered by `new`.
-async fn count_new(url: &str, n: usize, tasks: usize) -> usize {
+async fn count_new_over_wire(url: &str, n: usize, tasks: usize) -> usize {
     let client = client();
+    let url = url.to_owned();
+    count_new_by(n, tasks, move || {
+        let client = client.clone();
+        let req = Request::get(&url).body(Full::default()).unwrap();
+        async move { send_with(&client, req).await }
+    })
+    .await
+}
+
+/// Awaits `n` answers made by `send`, from `tasks` concurrent tasks; returns
+/// how many were answered by `new`.
+async fn count_new_by<F, Fut>(n: usize, tasks: usize, send: F) -> usize
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Answer> + Send,
+{
     let mut set = tokio::task::JoinSet::new();
     for t in 0..tasks {
-        let client = client.clone();
-        let url = url.to_owned();
+        let send = send.clone();
         let share = n / tasks + usize::from(t < n % tasks);
         set.spawn(async move {
             let mut new = 0;
             for _ in 0..share {
-                let req = Request::get(&url).body(Full::default()).unwrap();
-                if served_by(&send_with(&client, req).await) == "new" {
+                if served_by(&send().await) == "new" {
                     new += 1;
                 }
             }
@@ -76,7 +121,7 @@ async fn count_new(url: &str, n: usize, tasks: usize) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weight_30_sends_about_30_percent_to_new() {
-    let (legacy, new, proxy) = start(
+    let (legacy, new, service) = start(
         r#"
 [[routes]]
 name = "w"
@@ -86,7 +131,7 @@ weight = 30
     )
     .await;
     const N: usize = 3000;
-    let to_new = count_new(&proxy.url("/w/x"), N, 8).await;
+    let to_new = count_new(&service, "/w/x", N, 8).await;
     // Binomial(N, 0.3): allow 5 standard deviations (about ±4.2% at N = 3000).
     let p = 0.3;
     let mean = N as f64 * p;
@@ -109,7 +154,7 @@ weight = 30
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weight_0_is_all_legacy_and_100_all_new() {
-    let (legacy, new, proxy) = start(
+    let (legacy, new, service) = start(
         r#"
 [[routes]]
 name = "zero"
@@ -124,11 +169,11 @@ weight = 100
     )
     .await;
     const N: usize = 300;
-    assert_eq!(count_new(&proxy.url("/zero"), N, 4).await, 0);
+    assert_eq!(count_new(&service, "/zero", N, 4).await, 0);
     assert_eq!((legacy.count(), new.count()), (N, 0));
-    assert_eq!(count_new(&proxy.url("/all/x"), N, 4).await, N);
+    assert_eq!(count_new(&service, "/all/x", N, 4).await, N);
     assert_eq!((legacy.count(), new.count()), (N, N));
-    let answer = get(&proxy.url("/all")).await;
+    let answer = service.get("/all").await;
     assert_eq!(route_of(&answer), "all");
 }
 
@@ -139,6 +184,7 @@ weight = 100
 /// users on new at weight 50 must be plausible. `key_in_seen` finds the user in
 /// what a backend recorded.
 async fn check_sticky_users(
+    service: &TestService,
     legacy: &TestBackend,
     new: &TestBackend,
     make: impl Fn(usize) -> Request<Full<Bytes>>,
@@ -146,11 +192,10 @@ async fn check_sticky_users(
 ) {
     const USERS: usize = 200;
     const PER_USER: usize = 5;
-    let client = client();
     let mut side: HashMap<String, String> = HashMap::new();
     for round in 0..PER_USER {
         for user in 0..USERS {
-            let backend = served_by(&send_with(&client, make(user)).await);
+            let backend = served_by(&service.send(make(user)).await);
             let key = format!("user-{user}");
             match side.get(&key) {
                 None => {
@@ -187,13 +232,13 @@ async fn check_sticky_users(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sticky_header_keeps_each_user_on_one_side() {
-    let (legacy, new, proxy) = start(&users_route("header:x-user-id")).await;
-    let url = proxy.url("/users/me");
+    let (legacy, new, service) = start(&users_route("header:x-user-id")).await;
     check_sticky_users(
+        &service,
         &legacy,
         &new,
         |user| {
-            request("GET", &url)
+            request("GET", "/users/me")
                 .header("x-user-id", format!("user-{user}"))
                 .body(Full::default())
                 .unwrap()
@@ -205,13 +250,13 @@ async fn sticky_header_keeps_each_user_on_one_side() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sticky_cookie_keeps_each_user_on_one_side() {
-    let (legacy, new, proxy) = start(&users_route("cookie:sid")).await;
-    let url = proxy.url("/users/me");
+    let (legacy, new, service) = start(&users_route("cookie:sid")).await;
     check_sticky_users(
+        &service,
         &legacy,
         &new,
         |user| {
-            request("GET", &url)
+            request("GET", "/users/me")
                 .header("cookie", format!("theme=dark; sid=user-{user}; lang=en"))
                 .body(Full::default())
                 .unwrap()
@@ -230,17 +275,15 @@ async fn sticky_cookie_keeps_each_user_on_one_side() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sticky_query_keeps_each_user_on_one_side() {
-    let (legacy, new, proxy) = start(&users_route("query:uid")).await;
+    let (legacy, new, service) = start(&users_route("query:uid")).await;
     check_sticky_users(
+        &service,
         &legacy,
         &new,
         |user| {
-            request(
-                "GET",
-                &proxy.url(&format!("/users/me?a=1&uid=user-{user}&b=2")),
-            )
-            .body(Full::default())
-            .unwrap()
+            request("GET", &format!("/users/me?a=1&uid=user-{user}&b=2"))
+                .body(Full::default())
+                .unwrap()
         },
         |seen| {
             let query = seen.uri.split_once('?').unwrap().1;
@@ -256,11 +299,11 @@ async fn sticky_query_keeps_each_user_on_one_side() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sticky_ip_keeps_one_client_on_one_side() {
-    let (legacy, new, proxy) = start(&users_route("ip")).await;
+    let (legacy, new, proxy) = start_proxy(&users_route("ip")).await;
     // Every request comes from 127.0.0.1, over several connections: at random
     // (weight 50) 100 requests would all land on one side with probability 2^-99.
     const N: usize = 100;
-    let to_new = count_new(&proxy.url("/users/me"), N, 4).await;
+    let to_new = count_new_over_wire(&proxy.url("/users/me"), N, 4).await;
     assert!(to_new == 0 || to_new == N, "{to_new} of {N} on new");
     assert_eq!(legacy.count() + new.count(), N);
     // A header that other routes could key on changes nothing.
@@ -272,7 +315,7 @@ async fn sticky_ip_keeps_one_client_on_one_side() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_of_one_cohort_put_each_user_on_the_same_side() {
-    let (_legacy, _new, proxy) = start(
+    let (_legacy, _new, service) = start(
         r#"
 [[routes]]
 name = "a"
@@ -302,17 +345,13 @@ sticky = "header:x-user-id"
 "#,
     )
     .await;
-    let client = client();
     let side = |path: &'static str, user: usize| {
-        let client = client.clone();
-        let url = proxy.url(path);
-        async move {
-            let req = request("GET", &url)
-                .header("x-user-id", format!("user-{user}"))
-                .body(Full::default())
-                .unwrap();
-            served_by(&send_with(&client, req).await)
-        }
+        let req = request("GET", path)
+            .header("x-user-id", format!("user-{user}"))
+            .body(Full::default())
+            .unwrap();
+        let answer = service.send(req);
+        async move { served_by(&answer.await) }
     };
     const USERS: usize = 200;
     let mut on_new = 0;
@@ -339,7 +378,7 @@ sticky = "header:x-user-id"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flags_gate_new() {
-    let (legacy, new, proxy) = start(
+    let (legacy, new, service) = start(
         r#"
 [flags]
 off = false
@@ -360,25 +399,25 @@ flag = "on"
     .await;
     const N: usize = 50;
     assert_eq!(
-        count_new(&proxy.url("/off"), N, 2).await,
+        count_new(&service, "/off", N, 2).await,
         0,
         "flag false must win over weight 100"
     );
     assert_eq!((legacy.count(), new.count()), (N, 0));
     assert_eq!(
-        count_new(&proxy.url("/on"), N, 2).await,
+        count_new(&service, "/on", N, 2).await,
         N,
         "flag true, weight omitted: 100"
     );
     assert_eq!((legacy.count(), new.count()), (N, N));
-    assert_eq!(route_of(&get(&proxy.url("/off/x")).await), "off");
+    assert_eq!(route_of(&service.get("/off/x").await), "off");
 }
 
 // === matching ===
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn longest_prefix_wins_on_segment_boundaries() {
-    let (legacy, new, proxy) = start(
+    let (legacy, new, service) = start(
         r#"
 [[routes]]
 name = "auth"
@@ -404,7 +443,7 @@ weight = 0
         ("/", "_default", "legacy"),
     ];
     for (path, route, backend) in cases {
-        let answer = get(&proxy.url(path)).await;
+        let answer = service.get(path).await;
         assert_eq!(route_of(&answer), route, "{path}");
         assert_eq!(served_by(&answer), backend, "{path}");
         let last = if backend == "new" {
@@ -427,7 +466,7 @@ type Case = (
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conditions_select_routes_and_ties_go_by_file_order() {
-    let (_legacy, _new, proxy) = start(
+    let (_legacy, _new, service) = start(
         r#"
 [[routes]]
 name = "posts"
@@ -478,13 +517,12 @@ weight = 100
 "#,
     )
     .await;
-    let client = client();
     let ask = |method: &str, path: &str, headers: &[(&str, &str)]| {
-        let mut builder = request(method, &proxy.url(path));
+        let mut builder = request(method, path);
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
-        send_with(&client, builder.body(Full::default()).unwrap())
+        service.send(builder.body(Full::default()).unwrap())
     };
     let cases: &[Case] = &[
         // Methods.
@@ -551,7 +589,7 @@ weight = 100
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paths_are_normalised_before_matching_and_forwarding() {
-    let (legacy, new, proxy) = start(
+    let (legacy, new, service) = start(
         r#"
 [[routes]]
 name = "auth"
@@ -560,33 +598,33 @@ weight = 100
 "#,
     )
     .await;
-    let answer = get(&proxy.url("/api/./auth/../auth//login?next=/a/../b")).await;
+    let answer = service.get("/api/./auth/../auth//login?next=/a/../b").await;
     assert_eq!(route_of(&answer), "auth");
     assert_eq!(served_by(&answer), "new");
     assert_eq!(new.last().uri, "/api/auth/login?next=/a/../b");
 
-    let answer = get(&proxy.url("/api/%61uth/%2e%2E/auth/x")).await;
+    let answer = service.get("/api/%61uth/%2e%2E/auth/x").await;
     assert_eq!(route_of(&answer), "auth");
     assert_eq!(new.last().uri, "/api/auth/x");
 
     // `%2F` is not a separator: it stays encoded and does not split a segment.
-    let answer = get(&proxy.url("/api/auth/a%2Fb/c")).await;
+    let answer = service.get("/api/auth/a%2Fb/c").await;
     assert_eq!(route_of(&answer), "auth");
     assert_eq!(new.last().uri, "/api/auth/a%2Fb/c");
-    let answer = get(&proxy.url("/api/auth%2Flogin")).await;
+    let answer = service.get("/api/auth%2Flogin").await;
     assert_eq!(route_of(&answer), "_default");
     assert_eq!(served_by(&answer), "legacy");
     assert_eq!(legacy.last().uri, "/api/auth%2Flogin");
 
     // Dot-segments cannot climb above the root into a route.
-    let answer = get(&proxy.url("/../../api/auth")).await;
+    let answer = service.get("/../../api/auth").await;
     assert_eq!(route_of(&answer), "auth");
     assert_eq!(new.last().uri, "/api/auth");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rewrite_applies_to_new_only_and_keeps_the_query() {
-    let (legacy, new, proxy) = start(
+    let (legacy, new, service) = start(
         r#"
 [[routes]]
 name = "search"
@@ -603,16 +641,13 @@ rewrite = "/v2/old"
     )
     .await;
     assert_eq!(
-        served_by(&get(&proxy.url("/search/items?q=a%20b&n=1")).await),
+        served_by(&service.get("/search/items?q=a%20b&n=1").await),
         "new"
     );
     assert_eq!(new.last().uri, "/v2/search/items?q=a%20b&n=1");
-    assert_eq!(served_by(&get(&proxy.url("/search")).await), "new");
+    assert_eq!(served_by(&service.get("/search").await), "new");
     assert_eq!(new.last().uri, "/v2/search");
-    assert_eq!(
-        served_by(&get(&proxy.url("/old/items?q=1")).await),
-        "legacy"
-    );
+    assert_eq!(served_by(&service.get("/old/items?q=1").await), "legacy");
     assert_eq!(legacy.last().uri, "/old/items?q=1");
 }
 
@@ -620,7 +655,7 @@ rewrite = "/v2/old"
 async fn backend_url_path_is_prefixed() {
     let legacy = TestBackend::start("legacy").await;
     let new = TestBackend::start("new").await;
-    let proxy = TestProxy::start(&config_with(
+    let service = TestService::new(&config_with(
         &format!("{}/base", legacy.url()),
         &format!("{}/base/", new.url()),
         r#"
@@ -630,19 +665,12 @@ path = "/search"
 weight = 100
 rewrite = "/v2/search"
 "#,
-    ))
-    .await;
-    assert_eq!(
-        served_by(&get(&proxy.url("/search/items?q=1")).await),
-        "new"
-    );
+    ));
+    assert_eq!(served_by(&service.get("/search/items?q=1").await), "new");
     assert_eq!(new.last().uri, "/base/v2/search/items?q=1");
-    assert_eq!(
-        served_by(&get(&proxy.url("/other/./x?a=b")).await),
-        "legacy"
-    );
+    assert_eq!(served_by(&service.get("/other/./x?a=b").await), "legacy");
     assert_eq!(legacy.last().uri, "/base/other/x?a=b");
-    assert_eq!(served_by(&get(&proxy.url("/")).await), "legacy");
+    assert_eq!(served_by(&service.get("/").await), "legacy");
     assert_eq!(legacy.last().uri, "/base/");
 }
 
@@ -650,7 +678,7 @@ rewrite = "/v2/search"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn debug_headers_name_route_and_backend() {
-    let (_legacy, _new, proxy) = start(
+    let (_legacy, _new, service) = start(
         r#"
 [[routes]]
 name = "api"
@@ -659,11 +687,11 @@ weight = 100
 "#,
     )
     .await;
-    let answer = get(&proxy.url("/api/x")).await;
+    let answer = service.get("/api/x").await;
     assert_eq!(answer.header("x-strangler-route"), Some("api"));
     assert_eq!(answer.header("x-strangler-backend"), Some("new"));
     assert_eq!(answer.header("x-strangler-fallback"), None);
-    let answer = get(&proxy.url("/x")).await;
+    let answer = service.get("/x").await;
     assert_eq!(answer.header("x-strangler-route"), Some("_default"));
     assert_eq!(answer.header("x-strangler-backend"), Some("legacy"));
 }
@@ -674,9 +702,9 @@ async fn debug_headers_can_be_turned_off() {
     let new = TestBackend::start("new").await;
     let route = "[[routes]]\nname = \"api\"\npath = \"/api\"\nweight = 100\n";
     let config = config_with_server("debug_headers = false", &legacy.url(), &new.url(), route);
-    let proxy = TestProxy::start(&config).await;
+    let service = TestService::new(&config);
     for (path, body) in [("/api/x", "new"), ("/x", "legacy")] {
-        let answer = get(&proxy.url(path)).await;
+        let answer = service.get(path).await;
         assert_eq!(answer.status, 200);
         assert_eq!(answer.text(), body);
         let strangler: Vec<_> = answer

@@ -1,17 +1,19 @@
 //! Shared helpers for the integration tests: real backends and a real proxy on
-//! 127.0.0.1 with ephemeral ports, a small client, and `eventually`.
+//! 127.0.0.1 with ephemeral ports, the proxy's service driven without a port
+//! ([`TestService`]), a small client, and `eventually`.
 #![allow(dead_code)]
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
@@ -25,8 +27,12 @@ use hyper_util::server::conn::auto;
 use sha2::Digest;
 use strangler::app::{self, Launch, Running};
 use strangler::body::{self as pbody, ProxyBody};
+use strangler::snapshot::Snapshot;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+use tower::util::BoxCloneSyncService;
 
 /// Every test must finish; no single wait is longer than this.
 pub const DEADLINE: Duration = Duration::from_secs(10);
@@ -340,6 +346,62 @@ impl TestProxy {
     }
 }
 
+/// The proxy's client-facing service ([`strangler::proxy_service`]) built
+/// from a config and driven without a socket: a request goes in through
+/// `tower::ServiceExt::oneshot`, an [`Answer`] comes out, as axum's testing
+/// example does. Backends are still reached over the network.
+///
+/// Nothing the listener would add is added: no
+/// [`ClientAddr`](strangler::server::ClientAddr) (the proxy then takes the
+/// client to be `0.0.0.0`; put one in the request's extensions when the test
+/// needs it) and no `ClientTls`. No observer: no metrics, no access log.
+#[derive(Clone)]
+pub struct TestService {
+    service: BoxCloneSyncService<Request<Full<Bytes>>, Response<ProxyBody>, Infallible>,
+}
+
+impl TestService {
+    /// The service for the config `toml`; panics if the config is invalid.
+    pub fn new(toml: &str) -> TestService {
+        let config = match strangler::config::parse(toml, Path::new("strangler.toml")) {
+            Ok(config) => config,
+            Err(errors) => panic!("test config invalid:\n{errors}"),
+        };
+        let snapshot = Snapshot::new(config, None).expect("test config's backends");
+        let service = strangler::proxy_service(
+            Arc::new(ArcSwap::from_pointee(snapshot)),
+            None,
+            TaskTracker::new(),
+        )
+        .map_response(|response| response.map(pbody::boxed));
+        TestService {
+            service: BoxCloneSyncService::new(service),
+        }
+    }
+
+    /// Sends `request` (its URI a path, such as `/api/x?q=1`) through a clone
+    /// of the service and reads the whole answer, within [`DEADLINE`]. The
+    /// future owns what it needs, so it can be spawned.
+    pub fn send(
+        &self,
+        request: Request<Full<Bytes>>,
+    ) -> impl Future<Output = Answer> + Send + use<> {
+        let service = self.service.clone();
+        async move {
+            let response = tokio::time::timeout(DEADLINE, service.oneshot(request))
+                .await
+                .expect("request timed out")
+                .unwrap_or_else(|never| match never {});
+            answer_of(response).await
+        }
+    }
+
+    /// `GET path`.
+    pub fn get(&self, path: &str) -> impl Future<Output = Answer> + Send + use<> {
+        self.send(Request::get(path).body(Full::default()).unwrap())
+    }
+}
+
 /// A finished response with its whole body.
 #[derive(Debug)]
 pub struct Answer {
@@ -383,6 +445,15 @@ where
         .await
         .expect("request timed out")
         .expect("request failed");
+    answer_of(response).await
+}
+
+/// Reads `response` and its whole body, within [`DEADLINE`].
+pub async fn answer_of<B>(response: Response<B>) -> Answer
+where
+    B: hyper::body::Body,
+    B::Error: std::fmt::Debug,
+{
     let (parts, body) = response.into_parts();
     let body = tokio::time::timeout(DEADLINE, body.collect())
         .await
