@@ -9,6 +9,10 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method, Uri};
 
+/// The route label of a request that no route matched (metrics, headers); no
+/// route may take it.
+pub const DEFAULT_ROUTE: &str = "_default";
+
 /// Index into [`Config::backends`].
 pub type BackendId = usize;
 
