@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method, Uri};
 
-/// The route label of a request that no route matched (metrics, headers); no
-/// route may take it.
+/// The route label of a request that no route matches (headers, logs, metrics).
 pub const DEFAULT_ROUTE: &str = "_default";
 
 /// Index into [`Config::backends`].

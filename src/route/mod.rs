@@ -20,7 +20,6 @@ use http::{HeaderMap, Method};
 
 use crate::config::BackendId;
 
-pub use crate::config::DEFAULT_ROUTE;
 pub use crate::path::normalize_path;
 pub use decide::{decide, rewrite_path};
 pub use hash::{BUCKETS, sticky_bucket, sticky_hash};
@@ -87,3 +86,5 @@ impl Target {
         }
     }
 }
+
+pub use crate::config::DEFAULT_ROUTE;
