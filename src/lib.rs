@@ -20,6 +20,7 @@ pub mod explain;
 pub mod headers;
 pub mod health;
 pub mod metrics;
+pub mod path;
 pub mod proxy;
 pub mod reload;
 pub mod route;

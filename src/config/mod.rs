@@ -4,10 +4,24 @@
 //! *every* problem (unknown keys with the closest known key, wrong types, bad
 //! values, cross-references) with its line and column, and only a file with no
 //! problem at all becomes a [`Config`].
+//!
+//! - `reader`: the generic spanned-TOML reader (positions, unknown keys, typed
+//!   values, "did you mean");
+//! - `server`, `defaults`, `backends`, `flags`, `routes`, `fallback`: one reader
+//!   per section, each beside its known keys;
+//! - `validate`: the domain rules, pure functions on plain values.
 
+mod backends;
+mod defaults;
+mod fallback;
+mod flags;
 mod model;
 mod parse;
+mod reader;
+mod routes;
+mod server;
 pub mod units;
+mod validate;
 
 #[cfg(test)]
 mod tests;
@@ -102,13 +116,9 @@ impl ConfigErrors {
     }
 }
 
-/// A config's `version`: the SHA-256 of the file's bytes, lowercase hex.
+/// A config's `version`: the SHA-256 of the file's bytes, lowercase hex. The
+/// only place it is computed.
 pub fn version_of(bytes: &[u8]) -> String {
     use sha2::Digest;
-    let digest = sha2::Sha256::digest(bytes);
-    let mut hex = String::with_capacity(64);
-    for byte in digest {
-        hex.push_str(&format!("{byte:02x}"));
-    }
-    hex
+    format!("{:x}", sha2::Sha256::digest(bytes))
 }

@@ -1,7 +1,8 @@
 //! The compiled route table: normalise, match, decide. Pure: no I/O, no clock,
 //! no randomness (the random draw is passed in).
 //!
-//! - [`normalize_path`]: the request path as matched and forwarded;
+//! - [`normalize_path`] (from [`crate::path`]): the request path as matched and
+//!   forwarded;
 //! - [`Router`]: the path index, built once per config load;
 //! - [`decide`]: legacy or new, and why;
 //! - [`sticky_hash`] / [`sticky_bucket`]: the stable, documented bucket of a key;
@@ -9,7 +10,6 @@
 
 mod decide;
 mod hash;
-mod normalize;
 mod table;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -20,9 +20,9 @@ use http::{HeaderMap, Method};
 
 use crate::config::{BackendId, RouteId};
 
+pub use crate::path::normalize_path;
 pub use decide::{decide, rewrite_path};
 pub use hash::{BUCKETS, sticky_bucket, sticky_hash};
-pub use normalize::normalize_path;
 pub use table::Router;
 
 /// What the decision looks at in a request.

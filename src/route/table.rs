@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use http::HeaderMap;
 
 use super::RequestInfo;
-use super::normalize::normalize_path;
 use crate::config::{HostMatch, RouteConfig};
+use crate::path::normalize_path;
 
 /// Index of a node in [`Router::nodes`]; the root is 0.
 type NodeId = usize;

@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
-use super::{RequestInfo, normalize_path};
+use super::RequestInfo;
 use crate::config::{
     BackendConfig, BackendId, Config, FallbackConfig, HostMatch, Protocol, RouteConfig,
     ServerConfig, Sticky,
 };
+use crate::path::normalize_path;
 
 /// `defaults.legacy` and every test route's legacy backend unless set.
 pub const LEGACY: BackendId = 0;

@@ -1,4 +1,7 @@
 //! Request path normalisation (SPEC §3.1): the form that is matched and forwarded.
+//!
+//! A leaf: [`crate::config`] normalises route paths and [`crate::route`] request
+//! paths with the same function, so the two compare equal.
 
 use std::borrow::Cow;
 

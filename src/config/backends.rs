@@ -1,0 +1,169 @@
+//! `[backends.NAME]`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http::uri::{Authority, Scheme};
+
+use super::reader::{
+    Problems, Table, Value, expect_bool, expect_str, expect_table, field, optional_str,
+    positive_duration, suggest,
+};
+use super::validate::{self, BackendUrl, valid_backend_name, valid_hostname};
+use super::{BackendConfig, BackendId, Protocol};
+
+const BACKEND_KEYS: &[&str] = &[
+    "url",
+    "connect_timeout",
+    "timeout",
+    "preserve_host",
+    "protocol",
+    "ca_file",
+    "tls_server_name",
+    "tls_insecure_skip_verify",
+];
+
+/// Backend names → ids, with "did you mean" for unknown names.
+#[derive(Clone, Copy)]
+pub(super) struct BackendNames<'a>(pub(super) &'a [BackendConfig]);
+
+impl BackendNames<'_> {
+    pub(super) fn find(&self, name: &str) -> Option<BackendId> {
+        self.0.iter().position(|b| b.name == name)
+    }
+
+    pub(super) fn hint_for(&self, name: &str) -> String {
+        let defined: Vec<&str> = self.0.iter().map(|b| b.name.as_str()).collect();
+        let otherwise = if defined.is_empty() {
+            format!("define it: [backends.{name}] with url = \"http://host:port\"")
+        } else {
+            format!(
+                "define it with [backends.{name}] and a url, or use one of: {}",
+                defined.join(", ")
+            )
+        };
+        suggest(name, defined.iter().copied(), otherwise)
+    }
+}
+
+pub(super) fn read_backends(p: &mut Problems, root: &Table<'_, '_>) -> Vec<BackendConfig> {
+    let t = root.table(p, "backends", "[backends]".into());
+    t.entries()
+        .into_iter()
+        .map(|(name, at, v)| read_backend(p, name, at, v))
+        .collect()
+}
+
+/// Always returns a backend so ids stay aligned with names; a broken one has
+/// placeholder fields and its problems recorded.
+fn read_backend(p: &mut Problems, name: &str, name_at: usize, v: &Value<'_>) -> BackendConfig {
+    if !valid_backend_name(name) {
+        p.add(
+            name_at,
+            format!("invalid backend name \"{name}\""),
+            "use letters, digits, '-', '_' and '.', like [backends.legacy]",
+        );
+    }
+    let table_name = format!("[backends.{name}]");
+    let hint = format!("write it as a table: {table_name} with url = \"http://host:port\"");
+    let t = Table {
+        at: v.span().start,
+        entries: expect_table(p, v, &hint),
+        name: table_name,
+    };
+    t.check_keys(p, BACKEND_KEYS);
+
+    let url = match t.get("url") {
+        Some(v) => backend_url(p, v),
+        None => {
+            if t.entries.is_some() {
+                p.add(
+                    t.at,
+                    format!("backend \"{name}\" has no url"),
+                    "add url = \"http://host:port\" to it",
+                );
+            }
+            None
+        }
+    };
+    let (url, parsed) = url.unwrap_or_else(|| {
+        let placeholder = BackendUrl {
+            scheme: Scheme::HTTP,
+            authority: Authority::from_static("invalid"),
+            path_prefix: String::new(),
+        };
+        (String::new(), placeholder)
+    });
+    let server_name_hint =
+        "write a host name, like \"api.internal\", or \"\" to use the URL's host";
+    BackendConfig {
+        name: name.to_owned(),
+        url,
+        scheme: parsed.scheme,
+        authority: parsed.authority,
+        path_prefix: parsed.path_prefix,
+        connect_timeout: field(p, &t, "connect_timeout", positive_duration)
+            .unwrap_or(Duration::from_secs(2)),
+        timeout: field(p, &t, "timeout", positive_duration).unwrap_or(Duration::from_secs(30)),
+        preserve_host: field(p, &t, "preserve_host", expect_bool).unwrap_or(true),
+        protocol: field(p, &t, "protocol", protocol).unwrap_or(Protocol::Auto),
+        ca_file: field(p, &t, "ca_file", |p, v| {
+            optional_str(
+                p,
+                v,
+                "write the path of a PEM file, or \"\" for the default roots",
+            )
+        })
+        .flatten()
+        .map(PathBuf::from),
+        tls_server_name: field(p, &t, "tls_server_name", |p, v| {
+            let name = optional_str(p, v, server_name_hint)?;
+            if let Some(n) = &name
+                && valid_hostname(&n.to_ascii_lowercase()).is_err()
+            {
+                p.add(
+                    v.span().start,
+                    format!("invalid TLS server name \"{n}\""),
+                    server_name_hint,
+                );
+                return None;
+            }
+            Some(name)
+        })
+        .flatten(),
+        tls_insecure_skip_verify: field(p, &t, "tls_insecure_skip_verify", expect_bool)
+            .unwrap_or(false),
+    }
+}
+
+fn protocol(p: &mut Problems, v: &Value<'_>) -> Option<Protocol> {
+    let hint = "write \"http1\", \"http2\" or \"auto\"";
+    match expect_str(p, v, "a string", hint)? {
+        "http1" => Some(Protocol::Http1),
+        "http2" => Some(Protocol::Http2),
+        "auto" => Some(Protocol::Auto),
+        other => {
+            let hint = suggest(other, ["http1", "http2", "auto"], hint.to_owned());
+            p.add(
+                v.span().start,
+                format!("unknown protocol \"{other}\""),
+                hint,
+            );
+            None
+        }
+    }
+}
+
+/// The URL as written, and parsed.
+fn backend_url(p: &mut Problems, v: &Value<'_>) -> Option<(String, BackendUrl)> {
+    let hint = "write an http or https URL with a host, like \"http://127.0.0.1:3001\"";
+    let s = expect_str(p, v, "a URL string", hint)?;
+    match validate::backend_url(s) {
+        Ok(parsed) => Some((s.to_owned(), parsed)),
+        Err(why) => {
+            let message = format!("invalid backend url \"{s}\": {why}");
+            p.add(v.span().start, message, hint);
+            None
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! `[server]` and `[server.tls]`.
+
+use std::time::Duration;
+
+use super::reader::{
+    Problems, Table, Value, duration, expect_bool, field, file_path, int_in, optional_str,
+    positive_duration, size, socket_addr,
+};
+use super::validate::valid_env_name;
+use super::{ServerConfig, TlsConfig};
+
+const SERVER_KEYS: &[&str] = &[
+    "listen",
+    "admin_listen",
+    "admin_token_env",
+    "debug_headers",
+    "max_request_body",
+    "header_read_timeout",
+    "max_connections",
+    "workers",
+    "shutdown_timeout",
+    "tls",
+];
+
+pub(super) fn read_server(p: &mut Problems, root: &Table<'_, '_>) -> ServerConfig {
+    let t = root.table(p, "server", "[server]".into());
+    t.check_keys(p, SERVER_KEYS);
+    let connections_hint = "write a whole number of at least 1, like 10000";
+    ServerConfig {
+        listen: field(p, &t, "listen", socket_addr).unwrap_or(([0, 0, 0, 0], 8080).into()),
+        admin_listen: field(p, &t, "admin_listen", socket_addr)
+            .unwrap_or(([127, 0, 0, 1], 9901).into()),
+        admin_token_env: field(p, &t, "admin_token_env", admin_token_env).flatten(),
+        debug_headers: field(p, &t, "debug_headers", expect_bool).unwrap_or(true),
+        max_request_body: field(p, &t, "max_request_body", size).unwrap_or(10 << 20),
+        header_read_timeout: field(p, &t, "header_read_timeout", positive_duration)
+            .unwrap_or(Duration::from_secs(10)),
+        max_connections: field(p, &t, "max_connections", |p, v| {
+            int_in(p, v, 1, i64::from(u32::MAX), connections_hint)
+        })
+        .unwrap_or(10_000),
+        workers: field(p, &t, "workers", |p, v| {
+            int_in(
+                p,
+                v,
+                0,
+                1024,
+                "write a number of threads, or 0 for one per core",
+            )
+        })
+        .unwrap_or(0),
+        shutdown_timeout: field(p, &t, "shutdown_timeout", duration)
+            .unwrap_or(Duration::from_secs(30)),
+        tls: read_tls(p, &t),
+    }
+}
+
+/// The name of an environment variable, `""` meaning none.
+fn admin_token_env(p: &mut Problems, v: &Value<'_>) -> Option<Option<String>> {
+    let hint = "write the name of an environment variable, like \"STRANGLER_ADMIN_TOKEN\", or \"\" for none";
+    let name = optional_str(p, v, hint)?;
+    if let Some(n) = &name
+        && !valid_env_name(n)
+    {
+        p.add(
+            v.span().start,
+            format!("\"{n}\" is not a valid environment variable name"),
+            hint,
+        );
+        return None;
+    }
+    Some(name)
+}
+
+const TLS_KEYS: &[&str] = &["cert_file", "key_file"];
+
+fn read_tls(p: &mut Problems, server: &Table<'_, '_>) -> Option<TlsConfig> {
+    let t = server.table(p, "tls", "[server.tls]".into());
+    t.entries?;
+    t.check_keys(p, TLS_KEYS);
+    let mut required = |key: &str, example: &str| {
+        if t.get(key).is_none() {
+            p.add(
+                t.at,
+                format!("[server.tls] has no {key}"),
+                format!("add {key} = \"{example}\", or remove [server.tls] to serve plain HTTP"),
+            );
+        }
+        field(p, &t, key, file_path)
+    };
+    let cert_file = required("cert_file", "/etc/strangler/tls.crt");
+    let key_file = required("key_file", "/etc/strangler/tls.key");
+    Some(TlsConfig {
+        cert_file: cert_file?,
+        key_file: key_file?,
+    })
+}
