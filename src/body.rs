@@ -8,6 +8,19 @@ use http_body_util::{BodyExt, Empty, Full};
 /// Any error a body can raise.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The client stopped sending its request body for longer than
+/// `header_read_timeout`.
+#[derive(Debug)]
+pub struct BodyStalled;
+
+impl std::fmt::Display for BodyStalled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("request body stalled")
+    }
+}
+
+impl std::error::Error for BodyStalled {}
+
 /// A streamed request or response body. Boxed once per request so the request
 /// path has one concrete type whatever the source (client, backend, held bytes).
 pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;

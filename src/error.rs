@@ -45,6 +45,18 @@ impl ProxyError {
         }
     }
 
+    /// What a broken client request body means for the client: too large
+    /// (413), stalled (408), or broken off (400).
+    pub(crate) fn from_client_body(error: &(dyn std::error::Error + 'static)) -> ProxyError {
+        if caused_by_length_limit(error) {
+            ProxyError::PayloadTooLarge
+        } else if caused_by::<crate::body::BodyStalled>(error) {
+            ProxyError::RequestTimeout
+        } else {
+            ProxyError::BadRequest("client request body failed")
+        }
+    }
+
     /// `{"error": "...", "request_id": "..."}` with this error's status.
     pub fn into_response(self, request_id: Option<&HeaderValue>) -> Response<ProxyBody> {
         json_error(self.status(), self.message(), request_id)
@@ -66,9 +78,16 @@ pub fn json_error(
 
 /// Whether `error`, or any error it was caused by, is a body over its limit.
 pub(crate) fn caused_by_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    caused_by::<http_body_util::LengthLimitError>(error)
+}
+
+/// Whether `error`, or any error it was caused by, is an `E`.
+pub(crate) fn caused_by<E: std::error::Error + 'static>(
+    error: &(dyn std::error::Error + 'static),
+) -> bool {
     let mut source = Some(error);
     while let Some(e) = source {
-        if e.is::<http_body_util::LengthLimitError>() {
+        if e.is::<E>() {
             return true;
         }
         source = e.source();

@@ -20,7 +20,7 @@ use crate::body::BoxError;
 /// Connects to `target` (the backend's scheme and authority), with TLS for
 /// `https` (SNI from `target` or `tls_server_name`, never from the request).
 #[derive(Debug, Clone)]
-pub(crate) struct Dialer {
+pub struct Dialer {
     inner: HttpsConnector<HttpConnector>,
     target: Uri,
 }

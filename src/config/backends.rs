@@ -6,11 +6,11 @@ use std::time::Duration;
 use http::uri::{Authority, Scheme};
 
 use super::reader::{
-    Problems, Table, Value, expect_bool, expect_str, expect_table, field, optional_str,
+    Problems, Table, Value, expect_bool, expect_str, expect_table, field, int_in, optional_str,
     positive_duration, suggest,
 };
 use super::validate::{self, BackendUrl, valid_backend_name, valid_hostname};
-use super::{BackendConfig, BackendId, Protocol};
+use super::{BackendConfig, BackendId, HealthConfig, OutlierConfig, Protocol};
 
 const BACKEND_KEYS: &[&str] = &[
     "url",
@@ -21,6 +21,16 @@ const BACKEND_KEYS: &[&str] = &[
     "ca_file",
     "tls_server_name",
     "tls_insecure_skip_verify",
+    "outlier",
+    "health",
+];
+const OUTLIER_KEYS: &[&str] = &["consecutive_failures", "ejection", "max_ejection"];
+const HEALTH_KEYS: &[&str] = &[
+    "path",
+    "interval",
+    "timeout",
+    "unhealthy_after",
+    "healthy_after",
 ];
 
 /// Backend names → ids, with "did you mean" for unknown names.
@@ -133,6 +143,64 @@ fn read_backend(p: &mut Problems, name: &str, name_at: usize, v: &Value<'_>) -> 
         .flatten(),
         tls_insecure_skip_verify: field(p, &t, "tls_insecure_skip_verify", expect_bool)
             .unwrap_or(false),
+        outlier: {
+            let outlier = t.table(p, "outlier", format!("[backends.{name}.outlier]"));
+            read_outlier(p, &outlier)
+        },
+        health: t.get("health").is_some().then(|| {
+            let health = t.table(p, "health", format!("[backends.{name}.health]"));
+            read_health(p, &health)
+        }),
+    }
+}
+
+fn read_outlier(p: &mut Problems, t: &Table<'_, '_>) -> OutlierConfig {
+    t.check_keys(p, OUTLIER_KEYS);
+    let default = OutlierConfig::default();
+    let hint = "write a count of failures in a row, or 0 to turn ejection off";
+    let outlier = OutlierConfig {
+        consecutive_failures: field(p, t, "consecutive_failures", |p, v| {
+            int_in(p, v, 0, 1_000_000, hint)
+        })
+        .map_or(default.consecutive_failures, |n| n as u32),
+        ejection: field(p, t, "ejection", positive_duration).unwrap_or(default.ejection),
+        max_ejection: field(p, t, "max_ejection", positive_duration)
+            .unwrap_or(default.max_ejection),
+    };
+    if outlier.max_ejection < outlier.ejection {
+        p.add(
+            t.at,
+            format!("max_ejection is shorter than ejection in {}", t.name),
+            "make max_ejection at least as long as ejection",
+        );
+    }
+    outlier
+}
+
+fn read_health(p: &mut Problems, t: &Table<'_, '_>) -> HealthConfig {
+    t.check_keys(p, HEALTH_KEYS);
+    let count = "write a count of checks in a row, from 1";
+    let path_hint = "write an absolute path, like \"/health\"";
+    let path = field(p, t, "path", |p, v| {
+        let s = expect_str(p, v, "a path string", path_hint)?;
+        if !s.starts_with('/') || http::uri::PathAndQuery::try_from(s).is_err() {
+            p.add(
+                v.span().start,
+                format!("invalid health path \"{s}\""),
+                path_hint,
+            );
+            return None;
+        }
+        Some(s.to_owned())
+    });
+    HealthConfig {
+        path: path.unwrap_or_else(|| "/health".to_owned()),
+        interval: field(p, t, "interval", positive_duration).unwrap_or(Duration::from_secs(5)),
+        timeout: field(p, t, "timeout", positive_duration).unwrap_or(Duration::from_secs(1)),
+        unhealthy_after: field(p, t, "unhealthy_after", |p, v| int_in(p, v, 1, 1000, count))
+            .map_or(3, |n| n as u32),
+        healthy_after: field(p, t, "healthy_after", |p, v| int_in(p, v, 1, 1000, count))
+            .map_or(2, |n| n as u32),
     }
 }
 

@@ -13,8 +13,10 @@ const FALLBACK_KEYS: &[&str] = &[
     "on_status",
     "on_connect_error",
     "on_timeout",
+    "on_reset",
     "replay_methods",
     "max_body",
+    "hold_response",
 ];
 
 /// The keys a fallback table sets; applied key by key over the inherited values.
@@ -24,8 +26,10 @@ pub(super) struct FallbackPatch {
     on_status: Option<Vec<u16>>,
     on_connect_error: Option<bool>,
     on_timeout: Option<bool>,
+    on_reset: Option<bool>,
     replay_methods: Option<MethodSet>,
     max_body: Option<u64>,
+    hold_response: Option<u64>,
 }
 
 impl FallbackPatch {
@@ -41,6 +45,12 @@ impl FallbackPatch {
         }
         if let Some(v) = self.on_timeout {
             base.on_timeout = v;
+        }
+        if let Some(v) = self.on_reset {
+            base.on_reset = v;
+        }
+        if let Some(v) = self.hold_response {
+            base.hold_response = v;
         }
         if let Some(v) = &self.replay_methods {
             base.replay_methods = v.clone();
@@ -58,8 +68,10 @@ pub(super) fn read_fallback(p: &mut Problems, t: &Table<'_, '_>) -> FallbackPatc
         on_status: field(p, t, "on_status", statuses),
         on_connect_error: field(p, t, "on_connect_error", expect_bool),
         on_timeout: field(p, t, "on_timeout", expect_bool),
+        on_reset: field(p, t, "on_reset", expect_bool),
         replay_methods: field(p, t, "replay_methods", replay_methods),
         max_body: field(p, t, "max_body", size),
+        hold_response: field(p, t, "hold_response", size),
     }
 }
 

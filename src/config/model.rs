@@ -102,6 +102,42 @@ pub struct BackendConfig {
     pub ca_file: Option<PathBuf>,
     pub tls_server_name: Option<String>,
     pub tls_insecure_skip_verify: bool,
+    pub outlier: OutlierConfig,
+    /// `None`: no active health check.
+    pub health: Option<HealthConfig>,
+}
+
+/// `[backends.NAME.outlier]`: passive ejection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutlierConfig {
+    /// Gateway failures in a row that eject the backend; 0 = off.
+    pub consecutive_failures: u32,
+    /// The first ejection; each further one in a row doubles it.
+    pub ejection: Duration,
+    pub max_ejection: Duration,
+}
+
+impl Default for OutlierConfig {
+    fn default() -> Self {
+        OutlierConfig {
+            consecutive_failures: 5,
+            ejection: Duration::from_secs(10),
+            max_ejection: Duration::from_secs(300),
+        }
+    }
+}
+
+/// `[backends.NAME.health]`: an active health check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthConfig {
+    /// GET this path; a 2xx is a success.
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Failed checks in a row that mark the backend unhealthy.
+    pub unhealthy_after: u32,
+    /// Good checks in a row that bring it back.
+    pub healthy_after: u32,
 }
 
 impl BackendConfig {
@@ -167,8 +203,14 @@ pub struct FallbackConfig {
     pub on_status: Vec<u16>,
     pub on_connect_error: bool,
     pub on_timeout: bool,
+    /// New closed the connection or reset the stream after the request was
+    /// sent, before a whole answer.
+    pub on_reset: bool,
     pub replay_methods: MethodSet,
     pub max_body: u64,
+    /// An answer from new with a Content-Length up to this is read whole
+    /// before the client sees its head; 0 = off.
+    pub hold_response: u64,
 }
 
 impl Default for FallbackConfig {
@@ -178,6 +220,7 @@ impl Default for FallbackConfig {
             on_status: vec![500, 502, 503, 504],
             on_connect_error: true,
             on_timeout: true,
+            on_reset: true,
             replay_methods: MethodSet::List(vec![
                 Method::GET,
                 Method::HEAD,
@@ -187,6 +230,7 @@ impl Default for FallbackConfig {
                 Method::DELETE,
             ]),
             max_body: 1024 * 1024,
+            hold_response: 64 * 1024,
         }
     }
 }

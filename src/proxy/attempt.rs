@@ -90,9 +90,10 @@ impl Attempts {
 
     /// Changes the last attempt's result: an answer cut off after its head.
     pub(super) fn amend_last(&mut self, result: Option<AttemptResult>) {
-        if let (Some(Some((_, last))), Some(result)) =
-            (self.log.iter_mut().rev().find(|slot| slot.is_some()), result)
-        {
+        if let (Some(Some((_, last))), Some(result)) = (
+            self.log.iter_mut().rev().find(|slot| slot.is_some()),
+            result,
+        ) {
             *last = result;
         }
     }

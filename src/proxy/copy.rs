@@ -1,38 +1,219 @@
-//! The request body's copy for a replay, and the process-wide budget that
-//! bounds all copies.
+//! The request body on its way to a backend, with a bounded copy kept so the
+//! request can be sent again: replayed to legacy, or retried on a fresh
+//! connection.
+//!
+//! The body streams to the first backend as it arrives ([`tee`]); the copy
+//! takes each chunk by reference count, not by copying bytes, and reserves its
+//! size from the process-wide [`CopyBudget`] as it arrives, so nothing is held
+//! for bytes nobody sent. The copy is given up, and its budget returned, as
+//! soon as it grows past `max_body` or the budget is spent.
 
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, Sleep};
 use tracing::debug;
 
-use crate::body::{self, BoxError, ProxyBody};
-use crate::error::{ProxyError, caused_by_length_limit};
+use crate::body::{self, BodyStalled, BoxError, ProxyBody};
+use crate::error::ProxyError;
 
-/// A request body, held in memory for a possible replay or, when larger than
-/// the replay limit, streaming on.
-pub(super) enum Held {
-    /// The whole body, and its share of the [`ReplayBudget`] until dropped.
-    Whole(Bytes, Option<OwnedSemaphorePermit>),
-    Streaming(ProxyBody),
+/// Bytes of request-body copies held at once, across all requests. Past it, a
+/// body streams without a copy (and cannot be sent again): `max_body` bounds
+/// one request, this bounds them all.
+pub(crate) const COPY_BUDGET_BYTES: usize = 256 * 1024 * 1024;
+
+/// The process-wide allowance of copied body bytes, one permit per byte.
+pub(crate) type CopyBudget = Arc<Semaphore>;
+
+/// The body was taken back for another attempt while this one still read it.
+#[derive(Debug)]
+struct Abandoned;
+
+impl std::fmt::Display for Abandoned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("attempt abandoned")
+    }
 }
 
-/// Bytes of request bodies held for replay at once, across all requests.
-/// Past it, a body streams (without fallback) rather than grow memory:
-/// `max_body` bounds one request, this bounds them all.
-pub(crate) const REPLAY_BUDGET_BYTES: usize = 256 * 1024 * 1024;
+impl std::error::Error for Abandoned {}
 
-/// The process-wide allowance of held body bytes, one permit per byte.
-pub(crate) type ReplayBudget = Arc<Semaphore>;
+/// Limits of one request's copy.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct CopyLimits {
+    /// The largest body that is copied.
+    pub max: u64,
+    /// The longest gap between two chunks of the client's body.
+    pub idle: Duration,
+}
+
+/// The handle on a request body's copy, kept by the request path while the
+/// first attempt streams the body.
+#[derive(Debug)]
+pub(super) enum Copy {
+    /// The request has no body: any attempt can send it again.
+    Empty,
+    /// The body is too large to copy, or the budget was spent.
+    Unavailable,
+    Kept(Arc<Mutex<State>>, CopyLimits),
+}
+
+/// Shared between the attempt's body ([`Tee`]) and the [`Copy`] handle. Only
+/// one side polls at a time, so the lock is never contended.
+#[derive(Debug)]
+pub(super) struct State {
+    /// The client's body: read through the [`Tee`], taken back for a resend.
+    source: Option<ProxyBody>,
+    /// Every frame read so far; `None` once the copy was given up.
+    frames: Option<Vec<Copied>>,
+    len: u64,
+    /// This copy's share of the budget, returned when the state is dropped.
+    permit: Option<OwnedSemaphorePermit>,
+    budget: CopyBudget,
+    /// The largest body that is copied.
+    max: u64,
+    /// The client's body has ended.
+    ended: bool,
+}
+
+#[derive(Debug, Clone)]
+enum Copied {
+    Data(Bytes),
+    Trailers(HeaderMap),
+}
+
+/// Splits `body` into the body the first attempt sends and the handle on its
+/// copy. A body declared larger than `limits.max` is not copied at all.
+pub(super) fn tee(
+    body: ProxyBody,
+    content_length: Option<u64>,
+    limits: CopyLimits,
+    budget: &CopyBudget,
+) -> (ProxyBody, Copy) {
+    if body.is_end_stream() {
+        return (body, Copy::Empty);
+    }
+    if content_length.is_some_and(|n| n > limits.max) || budget.available_permits() == 0 {
+        return (body, Copy::Unavailable);
+    }
+    let state = Arc::new(Mutex::new(State {
+        source: Some(body),
+        frames: Some(Vec::new()),
+        len: 0,
+        permit: None,
+        budget: budget.clone(),
+        max: limits.max,
+        ended: false,
+    }));
+    let tee = Tee {
+        state: state.clone(),
+        idle: limits.idle,
+        stall: None,
+    };
+    (body::boxed(tee), Copy::Kept(state, limits))
+}
+
+impl Copy {
+    /// The whole body again, for another attempt. The current attempt loses
+    /// the client's body; the rest of it, if the client is still sending, is
+    /// read into the copy first. `Ok(None)` when the copy was given up (too
+    /// large, or the budget spent).
+    pub async fn resend(&self) -> Result<Option<ProxyBody>, ProxyError> {
+        let (state, limits) = match self {
+            Copy::Empty => return Ok(Some(body::empty())),
+            Copy::Unavailable => return Ok(None),
+            Copy::Kept(state, limits) => (state, limits),
+        };
+        let source = {
+            let mut guard = lock(state);
+            if guard.frames.is_none() {
+                return Ok(None);
+            }
+            guard.source.take()
+        };
+        if let Some(mut source) = source {
+            read_rest(state, &mut source, limits).await?;
+        }
+        let guard = lock(state);
+        let Some(frames) = &guard.frames else {
+            return Ok(None);
+        };
+        Ok(Some(body::boxed(Resend {
+            frames: frames.clone().into_iter(),
+            _state: state.clone(),
+        })))
+    }
+}
+
+/// Reads what the client has not sent yet into the copy, chunk by chunk, each
+/// within `limits.idle`.
+async fn read_rest(
+    state: &Arc<Mutex<State>>,
+    source: &mut ProxyBody,
+    limits: &CopyLimits,
+) -> Result<(), ProxyError> {
+    if lock(state).ended {
+        return Ok(());
+    }
+    loop {
+        let Ok(frame) = tokio::time::timeout(limits.idle, source.frame()).await else {
+            return Err(ProxyError::RequestTimeout);
+        };
+        let mut guard = lock(state);
+        match frame {
+            None => {
+                guard.ended = true;
+                return Ok(());
+            }
+            Some(Ok(frame)) => {
+                guard.record(&frame);
+                if guard.frames.is_none() {
+                    return Ok(());
+                }
+            }
+            Some(Err(error)) => return Err(ProxyError::from_client_body(error.as_ref())),
+        }
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    // A panic while holding the lock leaves the copy as it was; keep using it.
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl State {
+    /// Adds `frame` to the copy, or gives the copy up when it grows past
+    /// `max` or the budget is spent.
+    fn record(&mut self, frame: &Frame<Bytes>) {
+        let Some(frames) = &mut self.frames else {
+            return;
+        };
+        if let Some(data) = frame.data_ref() {
+            let n = data.len();
+            self.len += n as u64;
+            if self.len > self.max || !reserve(&self.budget, &mut self.permit, n) {
+                debug!(copied = self.len, "request body copy given up");
+                self.frames = None;
+                self.permit = None;
+                return;
+            }
+            frames.push(Copied::Data(data.clone()));
+        } else if let Some(trailers) = frame.trailers_ref() {
+            frames.push(Copied::Trailers(trailers.clone()));
+        }
+    }
+}
 
 /// Takes `n` more bytes of `budget` into `held`; false when it is spent.
-fn reserve(budget: &ReplayBudget, held: &mut Option<OwnedSemaphorePermit>, n: usize) -> bool {
+fn reserve(budget: &CopyBudget, held: &mut Option<OwnedSemaphorePermit>, n: usize) -> bool {
     let Ok(n) = u32::try_from(n) else {
         return false;
     };
@@ -48,71 +229,17 @@ fn reserve(budget: &ReplayBudget, held: &mut Option<OwnedSemaphorePermit>, n: us
     }
 }
 
-/// Reads up to `max` bytes of `body`. A body that ends within `max` (and
-/// within what is left of `budget`) is held whole; a larger one streams on
-/// with what was already read in front. A client that sends nothing for
-/// `idle` gets a 408.
-pub(super) async fn hold(
-    mut body: ProxyBody,
-    max: u64,
-    content_length: Option<u64>,
+/// The first attempt's body: the client's, frame by frame, each also added to
+/// the copy. A gap longer than `idle` in the client's body is an error
+/// ([`BodyStalled`]).
+struct Tee {
+    state: Arc<Mutex<State>>,
     idle: Duration,
-    budget: &ReplayBudget,
-) -> Result<Held, ProxyError> {
-    if body.is_end_stream() {
-        return Ok(Held::Whole(Bytes::new(), None));
-    }
-    if content_length.is_some_and(|n| n > max) {
-        return Ok(Held::Streaming(body));
-    }
-    let mut permit = None;
-    // A declared length is reserved up front; a chunked body chunk by chunk.
-    let declared = content_length.unwrap_or(0) as usize;
-    if !reserve(budget, &mut permit, declared) {
-        debug!("replay budget spent: streaming without fallback");
-        return Ok(Held::Streaming(body));
-    }
-    let mut buffer = BytesMut::with_capacity(declared);
-    loop {
-        let Ok(frame) = tokio::time::timeout(idle, body.frame()).await else {
-            return Err(ProxyError::RequestTimeout);
-        };
-        let Some(frame) = frame else { break };
-        let frame = frame.map_err(|e| {
-            if caused_by_length_limit(e.as_ref()) {
-                ProxyError::PayloadTooLarge
-            } else {
-                ProxyError::BadRequest("client request body failed")
-            }
-        })?;
-        // Trailers of a held body are dropped: replay sends the bytes only.
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        let beyond_declared =
-            (buffer.len() + data.len()).saturating_sub(declared.max(buffer.len()));
-        if (buffer.len() + data.len()) as u64 > max
-            || !reserve(budget, &mut permit, beyond_declared)
-        {
-            buffer.extend_from_slice(&data);
-            let prefix = buffer.freeze();
-            return Ok(Held::Streaming(body::boxed(Prefixed {
-                prefix: Some(prefix),
-                rest: body,
-            })));
-        }
-        buffer.extend_from_slice(&data);
-    }
-    Ok(Held::Whole(buffer.freeze(), permit))
+    /// Armed when the client's body first has nothing to give after a frame.
+    stall: Option<(Pin<Box<Sleep>>, bool)>,
 }
 
-/// A body that yields `prefix` and then the rest of a partly read body.
-struct Prefixed {
-    prefix: Option<Bytes>,
-    rest: ProxyBody,
-}
-
-impl Body for Prefixed {
+impl Body for Tee {
     type Data = Bytes;
     type Error = BoxError;
 
@@ -120,119 +247,94 @@ impl Body for Prefixed {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        if let Some(prefix) = self.prefix.take() {
-            return Poll::Ready(Some(Ok(Frame::data(prefix))));
+        let this = &mut *self;
+        let mut state = lock(&this.state);
+        let state = &mut *state;
+        let Some(source) = &mut state.source else {
+            return Poll::Ready(Some(Err(Box::new(Abandoned))));
+        };
+        match Pin::new(source).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                state.record(&frame);
+                if let Some((_, armed)) = &mut this.stall {
+                    *armed = false;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(None) => {
+                state.ended = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error))),
+            Poll::Pending => {
+                let deadline = Instant::now() + this.idle;
+                let (sleep, armed) = this
+                    .stall
+                    .get_or_insert_with(|| (Box::pin(tokio::time::sleep_until(deadline)), true));
+                if !*armed {
+                    sleep.as_mut().reset(deadline);
+                    *armed = true;
+                }
+                match sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyStalled)))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
-        Pin::new(&mut self.rest).poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.prefix.is_none() && self.rest.is_end_stream()
+        let state = lock(&self.state);
+        state.source.as_ref().is_some_and(Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        let mut hint = self.rest.size_hint();
-        let extra = self.prefix.as_ref().map_or(0, |p| p.len() as u64);
-        hint.set_lower(hint.lower() + extra);
-        if let Some(upper) = hint.upper() {
-            hint.set_upper(upper + extra);
-        }
-        hint
+        let state = lock(&self.state);
+        state
+            .source
+            .as_ref()
+            .map(Body::size_hint)
+            .unwrap_or_default()
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// A copied body sent again: its frames, then the end. Keeps the copy's
+/// budget share until sent.
+struct Resend {
+    frames: std::vec::IntoIter<Copied>,
+    _state: Arc<Mutex<State>>,
+}
 
-    const IDLE: Duration = Duration::from_secs(5);
+impl Body for Resend {
+    type Data = Bytes;
+    type Error = BoxError;
 
-    fn budget(bytes: usize) -> ReplayBudget {
-        Arc::new(Semaphore::new(bytes))
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        Poll::Ready(self.frames.next().map(|copied| {
+            Ok(match copied {
+                Copied::Data(data) => Frame::data(data),
+                Copied::Trailers(trailers) => Frame::trailers(trailers),
+            })
+        }))
     }
 
-    fn chunked(chunks: &[&'static str]) -> ProxyBody {
-        let frames: Vec<Result<Frame<Bytes>, BoxError>> = chunks
+    fn is_end_stream(&self) -> bool {
+        self.frames.len() == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let n = self
+            .frames
+            .as_slice()
             .iter()
-            .map(|c| Ok(Frame::data(Bytes::from_static(c.as_bytes()))))
-            .collect();
-        body::boxed(http_body_util::StreamBody::new(futures_util::stream::iter(
-            frames,
-        )))
-    }
-
-    #[tokio::test]
-    async fn held_bytes_count_against_the_budget_until_dropped() {
-        let budget = budget(8);
-        let first = hold(body::full("12345"), 100, Some(5), IDLE, &budget)
-            .await
-            .unwrap();
-        assert!(matches!(first, Held::Whole(..)));
-        assert_eq!(budget.available_permits(), 3);
-        // Declared length over what is left: streams, the budget is untouched.
-        let second = hold(body::full("abcd"), 100, Some(4), IDLE, &budget)
-            .await
-            .unwrap();
-        assert!(matches!(second, Held::Streaming(_)));
-        assert_eq!(budget.available_permits(), 3);
-        // Chunked: runs out mid-body, streams with every byte intact.
-        let Held::Streaming(rest) = hold(chunked(&["ab", "cd"]), 100, None, IDLE, &budget)
-            .await
-            .unwrap()
-        else {
-            panic!("expected streaming");
-        };
-        assert_eq!(&rest.collect().await.unwrap().to_bytes()[..], b"abcd");
-        assert_eq!(budget.available_permits(), 3);
-        drop(first);
-        assert_eq!(budget.available_permits(), 8);
-    }
-
-    #[tokio::test]
-    async fn a_stalled_body_is_a_request_timeout() {
-        let stalled = body::boxed(http_body_util::StreamBody::new(
-            futures_util::stream::pending::<Result<Frame<Bytes>, BoxError>>(),
-        ));
-        let held = hold(
-            stalled,
-            10,
-            Some(5),
-            Duration::from_millis(20),
-            &budget(100),
-        )
-        .await;
-        assert!(matches!(held, Err(ProxyError::RequestTimeout)));
-    }
-
-    #[tokio::test]
-    async fn small_body_is_held_whole() {
-        let held = hold(body::full("hello"), 10, Some(5), IDLE, &budget(100))
-            .await
-            .unwrap();
-        assert!(matches!(held, Held::Whole(b, _) if b == "hello"));
-    }
-
-    #[tokio::test]
-    async fn body_over_max_streams_with_prefix_intact() {
-        let chunks: Vec<Result<Frame<Bytes>, BoxError>> = (0..4)
-            .map(|i| Ok(Frame::data(Bytes::from(vec![b'a' + i; 4]))))
-            .collect();
-        let streamed = body::boxed(http_body_util::StreamBody::new(futures_util::stream::iter(
-            chunks,
-        )));
-        let Held::Streaming(rest) = hold(streamed, 6, None, IDLE, &budget(100)).await.unwrap()
-        else {
-            panic!("expected streaming");
-        };
-        let all = rest.collect().await.unwrap().to_bytes();
-        assert_eq!(&all[..], b"aaaabbbbccccdddd");
-    }
-
-    #[tokio::test]
-    async fn declared_length_over_max_is_not_read() {
-        let held = hold(body::full("0123456789"), 4, Some(10), IDLE, &budget(100))
-            .await
-            .unwrap();
-        assert!(matches!(held, Held::Streaming(_)));
+            .map(|c| match c {
+                Copied::Data(data) => data.len() as u64,
+                Copied::Trailers(_) => 0,
+            })
+            .sum();
+        SizeHint::with_exact(n)
     }
 }

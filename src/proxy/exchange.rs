@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use http::{HeaderValue, Method, StatusCode, Uri};
 
+use super::attempt::Attempts;
 use super::fallback::FallbackReason;
 use crate::config::{BackendId, RouteId};
 use crate::snapshot::Snapshot;
@@ -24,6 +25,8 @@ pub struct Exchange {
     pub proxy_error: bool,
     /// The decision picked new (the answer may still be legacy's after a fallback).
     pub to_new: bool,
+    /// Every attempt on a backend, in order, including failed ones.
+    pub attempts: Attempts,
     pub started: Instant,
     /// `x-request-id`, as set by the service stack.
     pub request_id: Option<HeaderValue>,

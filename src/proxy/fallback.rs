@@ -1,108 +1,102 @@
 //! Fall back: try new, and when it fails in a way the route's fallback covers,
-//! replay the request to legacy with its copied body.
+//! send the request again to legacy with its copied body.
 
-use http::{HeaderValue, StatusCode};
+use std::time::Instant;
+
+use http::{HeaderValue, Response, StatusCode};
+use http_body::Body;
+use http_body_util::BodyExt;
 use tracing::warn;
 
 use super::Forwarded;
-use super::copy::{self, Held, ReplayBudget};
-use super::outgoing::{Outgoing, send};
+use super::attempt::{AttemptResult, Connection, Failure, send};
+use super::outgoing::Outgoing;
+use crate::backend::Backend;
 use crate::body::{self, ProxyBody};
-use crate::config::FallbackConfig;
+use crate::config::{BackendId, FallbackConfig};
 use crate::error::ProxyError;
 use crate::headers::X_REQUEST_ID;
 use crate::snapshot::{CompiledRoute, Snapshot};
 
-/// Why an answer came from legacy after new was tried (`x-strangler-fallback`).
+/// Why an answer came from legacy after new was picked (`x-strangler-fallback`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FallbackReason {
     Status(StatusCode),
     Connect,
     Timeout,
+    Reset,
 }
 
 impl FallbackReason {
-    /// The metric label: `status`, `connect` or `timeout`.
+    /// The metric label: `status`, `connect`, `timeout` or `reset`.
     pub fn label(self) -> &'static str {
         match self {
             FallbackReason::Status(_) => "status",
             FallbackReason::Connect => "connect",
             FallbackReason::Timeout => "timeout",
+            FallbackReason::Reset => "reset",
         }
     }
 
-    /// The `x-strangler-fallback` value: `status-<code>`, `connect` or `timeout`.
+    /// The `x-strangler-fallback` value: `status-<code>` or the label.
     pub fn header_value(self) -> HeaderValue {
         match self {
             FallbackReason::Status(code) => {
                 HeaderValue::from_str(&format!("status-{}", code.as_u16()))
                     .unwrap_or_else(|_| HeaderValue::from_static("status"))
             }
-            FallbackReason::Connect => HeaderValue::from_static("connect"),
-            FallbackReason::Timeout => HeaderValue::from_static("timeout"),
+            other => HeaderValue::from_static(other.label()),
         }
     }
 
-    /// The reason `fallback` gives to replay `attempt`, if it covers it.
+    /// The reason `fallback` gives to send `attempt` to legacy, if it covers
+    /// it: a connect error for any method (nothing was sent), the rest only
+    /// for `replay_methods` (new has seen the request).
     fn of(
-        attempt: &Result<http::Response<hyper::body::Incoming>, ProxyError>,
+        attempt: &Result<Response<ProxyBody>, Failure>,
         fallback: &FallbackConfig,
-        replayable_method: bool,
+        replayable: bool,
     ) -> Option<FallbackReason> {
         match attempt {
-            Ok(response) if fallback.on_status(response.status().as_u16()) && replayable_method => {
+            Ok(response) if fallback.on_status(response.status().as_u16()) && replayable => {
                 Some(FallbackReason::Status(response.status()))
             }
-            Err(ProxyError::Unreachable) if fallback.on_connect_error => {
-                Some(FallbackReason::Connect)
-            }
-            Err(ProxyError::GatewayTimeout) if fallback.on_timeout && replayable_method => {
+            Err(Failure::Connect) if fallback.on_connect_error => Some(FallbackReason::Connect),
+            Err(Failure::Timeout) if fallback.on_timeout && replayable => {
                 Some(FallbackReason::Timeout)
             }
+            Err(Failure::Reset) if fallback.on_reset && replayable => Some(FallbackReason::Reset),
             _ => None,
         }
     }
 }
 
-/// Tries the route's new backend with `body`; replays to its legacy backend
-/// when new fails in a way `route.config.fallback` covers and the body was
-/// copied whole.
+/// Tries the route's new backend; sends the request to its legacy backend
+/// when new fails in a way `route.config.fallback` covers and the body's copy
+/// is whole.
 pub(super) async fn forward_with_fallback(
     snapshot: &Snapshot,
     route: &CompiledRoute,
-    mut request: Outgoing<'_>,
+    request: &mut Outgoing<'_>,
     body: ProxyBody,
-    content_length: Option<u64>,
-    budget: &ReplayBudget,
 ) -> Result<Forwarded, ProxyError> {
     let config = &route.config;
     let fallback = &config.fallback;
-    let new = snapshot.backend(config.new);
-    let replayable_method = fallback.replay_methods.contains(&request.method);
-    // Copy the body only if some failure could replay it.
-    let may_replay = fallback.on_connect_error
-        || (replayable_method && (fallback.on_timeout || !fallback.on_status.is_empty()));
-    let held = if may_replay {
-        let idle = snapshot.config.server.header_read_timeout;
-        copy::hold(body, fallback.max_body, content_length, idle, budget).await?
-    } else {
-        Held::Streaming(body)
-    };
-    // `_permit` keeps the copied bytes counted until this request is answered.
-    let (first_body, replay_body, _permit) = match held {
-        Held::Whole(bytes, permit) => (body::full(bytes.clone()), Some(bytes), permit),
-        Held::Streaming(body) => (body, None, None),
-    };
-    // Headers are copied only when a replay could need them.
-    let headers = match replay_body {
-        Some(_) => request.headers.clone(),
-        None => std::mem::take(&mut request.headers),
-    };
     let new_path = crate::route::rewrite_path(config, request.path);
-    let attempt = send(new, request.build(new, &new_path, first_body, headers)?).await;
-    let reason = FallbackReason::of(&attempt, fallback, replayable_method);
-    let (Some(reason), Some(bytes)) = (reason, replay_body) else {
-        return Ok(Forwarded::from(config.new, attempt));
+    let sent = Instant::now();
+    let mut attempt = try_backend(snapshot, request, config.new, &new_path, body, false).await;
+    if let Ok(response) = attempt {
+        attempt = hold_response(snapshot.backend(config.new), fallback, sent, response).await;
+        if let Err(failure) = &attempt {
+            request.attempts.amend_last(failure.result());
+        }
+    }
+    let reason = FallbackReason::of(&attempt, fallback, request.replayable);
+    let Some(reason) = reason else {
+        return Forwarded::new(config.new, attempt);
+    };
+    let Some(replay_body) = request.copy.resend().await? else {
+        return Forwarded::new(config.new, attempt);
     };
     // The failed answer's body is discarded unread.
     drop(attempt);
@@ -114,27 +108,89 @@ pub(super) async fn forward_with_fallback(
         request_id = request.headers.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()),
         "new failed, replaying to legacy"
     );
-    let legacy = snapshot.backend(config.legacy);
-    // The replay is the headers' last use.
-    let headers = std::mem::take(&mut request.headers);
-    let replayed = request.build(legacy, request.path, body::full(bytes), headers)?;
+    let path = request.path;
+    let replayed = try_backend(snapshot, request, config.legacy, path, replay_body, true).await;
     Ok(Forwarded {
         fallback: Some(reason),
-        ..Forwarded::from(config.legacy, send(legacy, replayed).await)
+        ..Forwarded::new(config.legacy, replayed)?
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Sends the request to `id` with `body`, classifies the answer, and records
+/// the attempt. When the connection broke before any answer and the request
+/// may be sent again, tries once more on a fresh connection: the usual cause
+/// is a pooled connection the backend had closed while idle.
+pub(super) async fn try_backend(
+    snapshot: &Snapshot,
+    request: &mut Outgoing<'_>,
+    id: BackendId,
+    path: &str,
+    body: ProxyBody,
+    last: bool,
+) -> Result<Response<ProxyBody>, Failure> {
+    let backend = snapshot.backend(id);
+    let outcome = send(
+        backend,
+        Connection::Pooled,
+        request.build(backend, path, body, false)?,
+    )
+    .await;
+    request
+        .attempts
+        .record(id, attempt_result(&outcome, request));
+    if !matches!(outcome, Err(Failure::Reset)) || !request.replayable {
+        return outcome;
+    }
+    let Some(body) = request.copy.resend().await? else {
+        return outcome;
+    };
+    let retried = send(
+        backend,
+        Connection::Fresh,
+        request.build(backend, path, body, last)?,
+    )
+    .await;
+    request
+        .attempts
+        .record(id, attempt_result(&retried, request));
+    retried
+}
 
-    #[test]
-    fn fallback_header_values() {
-        assert_eq!(
-            FallbackReason::Status(StatusCode::SERVICE_UNAVAILABLE).header_value(),
-            "status-503"
-        );
-        assert_eq!(FallbackReason::Connect.header_value(), "connect");
-        assert_eq!(FallbackReason::Timeout.label(), "timeout");
+fn attempt_result(
+    outcome: &Result<Response<ProxyBody>, Failure>,
+    request: &Outgoing<'_>,
+) -> AttemptResult {
+    match outcome {
+        Ok(response) if request.fallback.on_status(response.status().as_u16()) => {
+            AttemptResult::Status
+        }
+        Ok(_) => AttemptResult::Ok,
+        Err(failure) => failure.result().unwrap_or(AttemptResult::Ok),
+    }
+}
+
+/// Reads an answer with a Content-Length up to `hold_response` whole before
+/// its head goes on, within what is left of the backend's `timeout` since
+/// `sent`, so an answer cut off mid-body is a [`Failure::Reset`] that can be
+/// replayed. A failure status is not read: it is replayed or passed on as it is.
+async fn hold_response(
+    backend: &Backend,
+    fallback: &FallbackConfig,
+    sent: Instant,
+    response: Response<ProxyBody>,
+) -> Result<Response<ProxyBody>, Failure> {
+    let length = response.body().size_hint().exact();
+    let held = fallback.hold_response > 0
+        && !fallback.on_status(response.status().as_u16())
+        && length.is_some_and(|n| n > 0 && n <= fallback.hold_response);
+    if !held {
+        return Ok(response);
+    }
+    let left = backend.config.timeout.saturating_sub(sent.elapsed());
+    let (parts, body) = response.into_parts();
+    match tokio::time::timeout(left, body.collect()).await {
+        Ok(Ok(whole)) => Ok(Response::from_parts(parts, body::full(whole.to_bytes()))),
+        Ok(Err(_)) => Err(Failure::Reset),
+        Err(_) => Err(Failure::Timeout),
     }
 }

@@ -1,12 +1,14 @@
 //! The request path: snapshot → decide → forward → fall back → respond.
 //!
-//! - [`outgoing`]: the upstream request for one backend, and sending it;
+//! - [`outgoing`]: the upstream request, built for each attempt;
+//! - [`attempt`]: one backend's try, classified, retried on a fresh connection;
 //! - [`fallback`]: try new, replay to legacy when it fails;
-//! - [`copy`]: the request body's copy for a replay, and its budget;
+//! - [`copy`]: the request body streamed on with a copy kept, and its budget;
 //! - [`respond`]: the backend's answer made the client's;
 //! - [`tunnel`]: upgraded connections after a 101;
 //! - [`exchange`]: the record of one request, for the observer.
 
+mod attempt;
 mod copy;
 mod exchange;
 mod fallback;
@@ -28,13 +30,13 @@ use http::request::Parts;
 use http::{Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::Limited;
-use hyper::body::Incoming;
+use std::sync::LazyLock;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
 use crate::body::{self, BoxError, ProxyBody};
-use crate::config::BackendId;
+use crate::config::{BackendId, FallbackConfig};
 use crate::error::ProxyError;
 use crate::headers::{self, X_REQUEST_ID};
 use crate::route::{self, Decision, RequestInfo, Target};
@@ -44,9 +46,15 @@ use crate::snapshot::{SharedSnapshot, Snapshot};
 pub use exchange::{Exchange, Observer};
 pub use fallback::FallbackReason;
 
-use copy::{REPLAY_BUDGET_BYTES, ReplayBudget};
-use outgoing::{Outgoing, send};
+pub use attempt::{AttemptResult, Attempts};
+
+use attempt::Failure;
+use copy::{COPY_BUDGET_BYTES, CopyBudget, CopyLimits};
+use outgoing::Outgoing;
 use respond::{add_debug_headers, finish_response};
+
+/// The fallback settings whose statuses and methods apply to `_default`.
+static DEFAULT_FALLBACK: LazyLock<FallbackConfig> = LazyLock::new(FallbackConfig::default);
 
 /// The innermost tower service: routes and forwards one request. Cloned per
 /// connection and per request, so it is one `Arc`.
@@ -59,7 +67,7 @@ struct Shared {
     observer: Option<Arc<dyn Observer>>,
     /// Upgraded connections; shutdown waits for them.
     tunnels: TaskTracker,
-    replay_budget: ReplayBudget,
+    copy_budget: CopyBudget,
 }
 
 impl std::fmt::Debug for ProxyService {
@@ -78,7 +86,7 @@ impl ProxyService {
             snapshot,
             observer,
             tunnels,
-            replay_budget: Arc::new(Semaphore::new(REPLAY_BUDGET_BYTES)),
+            copy_budget: Arc::new(Semaphore::new(COPY_BUDGET_BYTES)),
         }))
     }
 }
@@ -108,19 +116,31 @@ where
 /// which backend it came from.
 #[derive(Debug)]
 struct Forwarded {
-    result: Result<Response<Incoming>, ProxyError>,
+    result: Result<Response<ProxyBody>, ProxyError>,
     /// The backend whose answer the client gets, or that failed.
     backend: BackendId,
     fallback: Option<FallbackReason>,
+    attempts: Attempts,
 }
 
 impl Forwarded {
-    fn from(backend: BackendId, result: Result<Response<Incoming>, ProxyError>) -> Forwarded {
-        Forwarded {
+    /// The outcome of the last attempt, on `backend`. A failure of the
+    /// client's own request is the proxy's answer, with no backend.
+    fn new(
+        backend: BackendId,
+        outcome: Result<Response<ProxyBody>, Failure>,
+    ) -> Result<Forwarded, ProxyError> {
+        let result = match outcome {
+            Ok(response) => Ok(response),
+            Err(Failure::Client(error)) => return Err(error),
+            Err(failure) => Err(failure.into_error()),
+        };
+        Ok(Forwarded {
             result,
             backend,
             fallback: None,
-        }
+            attempts: Attempts::default(),
+        })
     }
 }
 
@@ -153,6 +173,7 @@ async fn handle(
         fallback: None,
         proxy_error: false,
         to_new: false,
+        attempts: Attempts::default(),
         started,
         request_id: req.headers().get(&X_REQUEST_ID).cloned(),
     };
@@ -168,6 +189,7 @@ async fn handle(
     let answer = outcome.and_then(|forwarded| {
         exchange.backend = Some(forwarded.backend);
         exchange.fallback = forwarded.fallback;
+        exchange.attempts = forwarded.attempts;
         forwarded.result
     });
     let mut response = match answer {
@@ -262,6 +284,22 @@ async fn forward(
         "http"
     };
     headers::set_forwarded(&mut headers, routed.client_ip, proto, routed.host.as_ref());
+    let decision = routed.decision;
+    let route = decision.route.map(|id| snapshot.route(id));
+    let fallback = route.map_or(&*DEFAULT_FALLBACK, |r| &r.config.fallback);
+    let replayable = fallback.replay_methods.contains(&method);
+    let with_fallback = decision.target == Target::New && fallback.enabled;
+    // Copy the body only if some failure could send it again.
+    let may_resend = replayable || (with_fallback && fallback.on_connect_error);
+    let (body, copy) = if may_resend {
+        let limits = CopyLimits {
+            max: fallback.max_body,
+            idle: snapshot.config.server.header_read_timeout,
+        };
+        copy::tee(body, content_length, limits, &shared.copy_budget)
+    } else {
+        (body, copy::Copy::Unavailable)
+    };
     let mut request = Outgoing {
         method,
         path: &routed.path,
@@ -269,29 +307,30 @@ async fn forward(
         headers,
         client_host: routed.host.clone(),
         te_trailers,
+        copy,
+        fallback,
+        replayable,
+        attempts: Attempts::default(),
     };
-    let decision = routed.decision;
-    let route = decision.route.map(|id| snapshot.route(id));
-    match route {
-        Some(route) if decision.target == Target::New && route.config.fallback.enabled => {
-            let budget = &shared.replay_budget;
-            fallback::forward_with_fallback(snapshot, route, request, body, content_length, budget)
-                .await
+    let forwarded = match route {
+        Some(route) if with_fallback => {
+            fallback::forward_with_fallback(snapshot, route, &mut request, body).await
         }
         _ => {
-            let backend = snapshot.backend(decision.backend);
             let path = match route {
                 Some(route) if decision.target == Target::New => {
                     route::rewrite_path(&route.config, &routed.path)
                 }
                 _ => routed.path.as_str().into(),
             };
-            let headers = std::mem::take(&mut request.headers);
-            let request = request.build(backend, &path, body, headers)?;
-            Ok(Forwarded::from(
-                decision.backend,
-                send(backend, request).await,
-            ))
+            let outcome =
+                fallback::try_backend(snapshot, &mut request, decision.backend, &path, body, true)
+                    .await;
+            Forwarded::new(decision.backend, outcome)
         }
-    }
+    };
+    forwarded.map(|forwarded| Forwarded {
+        attempts: request.attempts,
+        ..forwarded
+    })
 }

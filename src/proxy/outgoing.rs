@@ -1,15 +1,15 @@
-//! The upstream request: built for one backend from the client's parts, and
-//! sent with the backend's `timeout` to the response head.
+//! The upstream request: built for each attempt from the client's parts.
 
 use http::header::{self, HeaderMap, HeaderValue};
-use http::{Method, Request, Response, Version};
-use hyper::body::Incoming;
-use tracing::debug;
+use http::uri::Authority;
+use http::{Method, Request, Uri, Version};
 
+use super::attempt::Attempts;
+use super::copy::Copy;
 use crate::backend::Backend;
 use crate::body::ProxyBody;
-use crate::config::Protocol;
-use crate::error::{ProxyError, caused_by_length_limit};
+use crate::config::{FallbackConfig, Protocol};
+use crate::error::ProxyError;
 
 /// The parts of the upstream request shared by the first try and a replay.
 #[derive(Debug)]
@@ -24,64 +24,69 @@ pub(super) struct Outgoing<'a> {
     pub client_host: Option<HeaderValue>,
     /// The client sent `TE: trailers`: passed on to HTTP/2 backends only.
     pub te_trailers: bool,
+    /// The body's copy, for another attempt.
+    pub copy: Copy,
+    /// The route's fallback settings (the defaults for `_default`): which
+    /// statuses are failures, which methods may be sent again.
+    pub fallback: &'a FallbackConfig,
+    /// The method may be sent again after a backend has seen it
+    /// (`replay_methods`).
+    pub replayable: bool,
+    /// Every attempt made so far.
+    pub attempts: Attempts,
 }
 
 impl Outgoing<'_> {
-    /// The request for `backend` at `path` (the route's rewrite applied), with
-    /// `headers` (a copy of, or taken from, `self.headers`) given the right Host.
+    /// The request for `backend` at `path` (the route's rewrite applied). The
+    /// headers are copied, or taken when `last` (no later attempt needs them).
+    ///
+    /// The host the backend sees: over HTTP/1.1 a `Host` header; to a backend
+    /// that may speak HTTP/2, the URI's authority (`:authority`, or `Host`
+    /// when ALPN picks HTTP/1.1) and no `Host` header, so the two cannot
+    /// disagree. The backend's connector dials its own address whatever the
+    /// URI names.
     pub fn build(
-        &self,
+        &mut self,
         backend: &Backend,
         path: &str,
         body: ProxyBody,
-        mut headers: HeaderMap,
+        last: bool,
     ) -> Result<Request<ProxyBody>, ProxyError> {
         let config = &backend.config;
-        let mut request = Request::new(body);
-        *request.method_mut() = self.method.clone();
-        *request.uri_mut() = config
+        let mut headers = if last {
+            std::mem::take(&mut self.headers)
+        } else {
+            self.headers.clone()
+        };
+        let mut uri = config
             .upstream_uri(path, self.query)
             .map_err(|_| ProxyError::BadRequest("request path cannot be forwarded"))?;
+        let host = match (&self.client_host, config.preserve_host) {
+            (Some(host), true) => host.clone(),
+            _ => backend.host_header.clone(),
+        };
+        if backend.may_use_h2() {
+            headers.remove(header::HOST);
+            if self.te_trailers {
+                headers.insert(header::TE, HeaderValue::from_static("trailers"));
+            }
+            let authority = Authority::try_from(host.as_bytes())
+                .map_err(|_| ProxyError::BadRequest("invalid host"))?;
+            let mut parts = uri.into_parts();
+            parts.authority = Some(authority);
+            uri = Uri::from_parts(parts)
+                .map_err(|_| ProxyError::BadRequest("request path cannot be forwarded"))?;
+        } else {
+            headers.insert(header::HOST, host);
+        }
+        let mut request = Request::new(body);
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = uri;
         *request.version_mut() = match config.protocol {
             Protocol::Http2 => Version::HTTP_2,
             _ => Version::HTTP_11,
         };
-        if self.te_trailers && backend.may_use_h2() {
-            headers.insert(header::TE, HeaderValue::from_static("trailers"));
-        }
-        let host = if config.preserve_host {
-            self.client_host.clone()
-        } else {
-            None
-        };
-        headers.insert(
-            header::HOST,
-            host.unwrap_or_else(|| backend.host_header.clone()),
-        );
         *request.headers_mut() = headers;
         Ok(request)
-    }
-}
-
-/// Sends one request, bounded by the backend's `timeout` to the response head.
-pub(super) async fn send(
-    backend: &Backend,
-    request: Request<ProxyBody>,
-) -> Result<Response<Incoming>, ProxyError> {
-    let sent = tokio::time::timeout(backend.config.timeout, backend.client.request(request)).await;
-    match sent {
-        Ok(Ok(response)) => Ok(response),
-        Ok(Err(error)) if error.is_connect() => {
-            debug!(backend = %backend.config.name, %error, "connect failed");
-            Err(ProxyError::Unreachable)
-        }
-        Ok(Err(error)) => {
-            if caused_by_length_limit(&error) {
-                return Err(ProxyError::PayloadTooLarge);
-            }
-            debug!(backend = %backend.config.name, error = ?error, "backend exchange failed");
-            Err(ProxyError::BadGateway("backend exchange failed"))
-        }
-        Err(_) => Err(ProxyError::GatewayTimeout),
     }
 }

@@ -3,20 +3,19 @@
 
 use http::header::HeaderMap;
 use http::{Response, StatusCode};
-use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use tokio_util::task::TaskTracker;
 
 use super::exchange::Exchange;
 use super::tunnel;
-use crate::body::{self, ProxyBody};
+use crate::body::ProxyBody;
 use crate::headers;
 use crate::snapshot::Snapshot;
 
 /// Turns a backend response into the client's: hop-by-hop headers removed,
 /// and a 101 to an upgrade request tunnelled both ways.
 pub(super) fn finish_response(
-    mut response: Response<Incoming>,
+    mut response: Response<ProxyBody>,
     client_upgrade: Option<OnUpgrade>,
     tunnels: &TaskTracker,
 ) -> Response<ProxyBody> {
@@ -30,7 +29,7 @@ pub(super) fn finish_response(
         _ => headers::remove_hop_by_hop(response.headers_mut(), false),
     }
     headers::remove_debug_headers(response.headers_mut());
-    response.map(body::boxed)
+    response
 }
 
 pub(super) fn add_debug_headers(snapshot: &Snapshot, exchange: &Exchange, headers: &mut HeaderMap) {

@@ -110,6 +110,8 @@ fn backend(name: &str, port: u16) -> BackendConfig {
         ca_file: None,
         tls_server_name: None,
         tls_insecure_skip_verify: false,
+        outlier: Default::default(),
+        health: None,
     }
 }
 

@@ -1,11 +1,13 @@
 //! One pooled HTTP client per backend.
 
+pub mod dialer;
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::HeaderValue;
 use http::uri::Scheme;
+use http::{HeaderValue, Uri};
 use hyper_rustls::{
     DefaultServerNameResolver, FixedServerNameResolver, HttpsConnector, ResolveServerName,
 };
@@ -16,6 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use crate::body::ProxyBody;
 use crate::config::{BackendConfig, Protocol};
 use crate::tls::{self, TlsError};
+use dialer::Dialer;
 
 /// How long an idle pooled connection to a backend is kept.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -33,8 +36,11 @@ pub struct Backend {
     pub host_header: HeaderValue,
     /// The backend's name as a metric label.
     pub name_label: crate::stats::Label,
-    /// Serves both `http` and `https` URLs.
-    pub client: Client<HttpsConnector<HttpConnector>, ProxyBody>,
+    /// The pooled client; serves both `http` and `https` URLs.
+    pub client: Client<Dialer, ProxyBody>,
+    /// A client that never reuses a connection, for one more try after a
+    /// pooled connection failed.
+    pub fresh: Client<Dialer, ProxyBody>,
     /// The bytes of `ca_file` this backend trusts (https with a `ca_file` only).
     ca_pem: Option<Vec<u8>>,
 }
@@ -93,10 +99,14 @@ impl Backend {
     }
 
     fn build(config: BackendConfig, ca_pem: Option<Vec<u8>>) -> Result<Arc<Backend>, BackendError> {
-        let client = client(&config, ca_pem.as_deref()).map_err(|error| BackendError {
+        let dialer = dialer(&config, ca_pem.as_deref()).map_err(|error| BackendError {
             backend: config.name.clone(),
             error,
         })?;
+        let client = client_builder(&config).build(dialer.clone());
+        let fresh = client_builder(&config)
+            .pool_max_idle_per_host(0)
+            .build(dialer);
         let name_header = HeaderValue::from_str(&config.name)
             .unwrap_or_else(|_| HeaderValue::from_static("invalid-name"));
         let host_header = HeaderValue::from_str(config.authority.as_str())
@@ -107,6 +117,7 @@ impl Backend {
             config,
             name_header,
             client,
+            fresh,
             ca_pem,
         }))
     }
@@ -125,12 +136,9 @@ fn read_ca_file(config: &BackendConfig) -> Result<Option<Vec<u8>>, BackendError>
     }
 }
 
-/// The pooled client: plain TCP for `http` URLs, rustls for `https` ones, ALPN
-/// by `protocol`; `http2` over plain TCP is h2c with prior knowledge.
-fn client(
-    config: &BackendConfig,
-    ca_pem: Option<&[u8]>,
-) -> Result<Client<HttpsConnector<HttpConnector>, ProxyBody>, TlsError> {
+/// The connector: plain TCP for `http` URLs, rustls for `https` ones, ALPN by
+/// `protocol`, always to the backend's own address.
+fn dialer(config: &BackendConfig, ca_pem: Option<&[u8]>) -> Result<Dialer, TlsError> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(config.connect_timeout));
@@ -144,10 +152,26 @@ fn client(
         None => Arc::new(DefaultServerNameResolver::default()),
     };
     let connector = HttpsConnector::new(http, tls::client_config(config, ca_pem)?, false, resolver);
-    Ok(Client::builder(TokioExecutor::new())
+    let target = Uri::builder()
+        .scheme(config.scheme.clone())
+        .authority(config.authority.clone())
+        .path_and_query("/")
+        .build()
+        .expect("a parsed scheme and authority make a URI");
+    Ok(Dialer::new(connector, target))
+}
+
+/// The client settings shared by the pooled and the fresh client; `http2`
+/// over plain TCP is h2c with prior knowledge.
+fn client_builder(config: &BackendConfig) -> hyper_util::client::legacy::Builder {
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
-        .http2_only(config.protocol == Protocol::Http2)
-        .build(connector))
+        // A request never written on a pooled connection that closed is sent
+        // again on another: it needs no replay rule.
+        .retry_canceled_requests(true)
+        .http2_only(config.protocol == Protocol::Http2);
+    builder
 }
