@@ -45,6 +45,13 @@ struct FallbackLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AttemptLabels {
+    route: Label,
+    backend: Label,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: &'static str,
 }
@@ -60,6 +67,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     durations: Family<RouteBackendLabels, Latency>,
     fallbacks: Family<FallbackLabels, Counter>,
+    attempts: Family<AttemptLabels, Counter>,
     reloads: Family<ResultLabels, Counter>,
     new_weight: Family<RouteLabels, Gauge<f64, AtomicU64>>,
     /// The `backend` label of answers no backend was asked for (400, 408, 413).
@@ -103,6 +111,12 @@ impl Metrics {
             "Requests replayed to legacy after new failed, by reason",
             fallbacks.clone(),
         );
+        let attempts = Family::<AttemptLabels, Counter>::default();
+        registry.register(
+            "strangler_attempts",
+            "Attempts on a backend, by result, including failed ones that were sent again",
+            attempts.clone(),
+        );
         let reloads = Family::<ResultLabels, Counter>::default();
         registry.register(
             "strangler_config_reloads",
@@ -124,6 +138,7 @@ impl Metrics {
             requests,
             durations,
             fallbacks,
+            attempts,
             reloads,
             new_weight,
             no_backend: Arc::new(NO_BACKEND.to_owned()),
@@ -187,6 +202,15 @@ impl Metrics {
                 backend,
             })
             .observe(elapsed);
+        for (backend, result) in exchange.attempts.iter() {
+            self.attempts
+                .get_or_create(&AttemptLabels {
+                    route: route.clone(),
+                    backend: snapshot.backend(backend).name_label.clone(),
+                    result: result.label(),
+                })
+                .inc();
+        }
         if let Some(reason) = exchange.fallback {
             self.fallbacks
                 .get_or_create(&FallbackLabels {

@@ -577,6 +577,10 @@ async fn metrics_families_labels_and_counts() {
             vec!["backend", "route"],
         ),
         ("strangler_fallbacks_total", vec!["reason", "route"]),
+        (
+            "strangler_attempts_total",
+            vec!["backend", "result", "route"],
+        ),
         ("strangler_config_reloads_total", vec!["result"]),
         ("strangler_route_new_weight", vec!["route"]),
     ] {
@@ -592,6 +596,21 @@ async fn metrics_families_labels_and_counts() {
         family(&samples, "strangler_fallbacks_total"),
         vec![(labels(&[("route", "fb"), ("reason", "status")]), 2.0)]
     );
+    // SPEC §7 (v2): every attempt, including new's failed ones that were replayed.
+    let rbr =
+        |r: &str, b: &str, res: &str| labels(&[("route", r), ("backend", b), ("result", res)]);
+    let mut attempts = family(&samples, "strangler_attempts_total");
+    attempts.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut expected = vec![
+        (rbr("old", "legacy", "ok"), 3.0),
+        (rbr("new", "new", "ok"), 2.0),
+        (rbr("missing", "legacy", "ok"), 1.0),
+        (rbr("fb", "new", "status"), 2.0),
+        (rbr("fb", "legacy", "ok"), 2.0),
+        (rbr("_default", "legacy", "ok"), 1.0),
+    ];
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(attempts, expected);
     let mut weights = family(&samples, "strangler_route_new_weight");
     weights.sort_by(|a, b| a.0.cmp(&b.0));
     let mut expected = vec![
@@ -618,6 +637,7 @@ async fn metrics_families_labels_and_counts() {
         "strangler_request_duration_seconds_sum",
         "strangler_request_duration_seconds_count",
         "strangler_fallbacks_total",
+        "strangler_attempts_total",
         "strangler_config_reloads_total",
         "strangler_route_new_weight",
     ];
