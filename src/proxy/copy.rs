@@ -338,3 +338,135 @@ impl Body for Resend {
         SizeHint::with_exact(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IDLE: Duration = Duration::from_secs(5);
+
+    fn limits(max: u64) -> CopyLimits {
+        CopyLimits { max, idle: IDLE }
+    }
+
+    fn budget(bytes: usize) -> CopyBudget {
+        Arc::new(Semaphore::new(bytes))
+    }
+
+    /// A body of these chunks, then trailers when given.
+    fn chunked(chunks: &[&'static str], trailers: Option<HeaderMap>) -> ProxyBody {
+        let mut frames: Vec<Result<Frame<Bytes>, BoxError>> = chunks
+            .iter()
+            .map(|c| Ok(Frame::data(Bytes::from_static(c.as_bytes()))))
+            .collect();
+        frames.extend(trailers.map(|t| Ok(Frame::trailers(t))));
+        body::boxed(http_body_util::StreamBody::new(futures_util::stream::iter(
+            frames,
+        )))
+    }
+
+    async fn bytes_of(body: ProxyBody) -> Bytes {
+        body.collect().await.unwrap().to_bytes()
+    }
+
+    #[tokio::test]
+    async fn the_first_attempt_streams_and_a_resend_gets_every_byte_and_trailer() {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", "0".parse().unwrap());
+        let budget = budget(100);
+        let (first, copy) = tee(
+            chunked(&["ab", "cd"], Some(trailers)),
+            None,
+            limits(10),
+            &budget,
+        );
+        let seen = first.collect().await.unwrap();
+        assert_eq!(seen.trailers().unwrap()["grpc-status"], "0");
+        assert_eq!(&seen.to_bytes()[..], b"abcd");
+        assert_eq!(budget.available_permits(), 96, "4 bytes held");
+        let again = copy
+            .resend()
+            .await
+            .unwrap()
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(again.trailers().unwrap()["grpc-status"], "0");
+        assert_eq!(&again.to_bytes()[..], b"abcd");
+        drop(copy);
+        assert_eq!(budget.available_permits(), 100, "the budget comes back");
+    }
+
+    #[tokio::test]
+    async fn a_resend_reads_what_the_first_attempt_did_not() {
+        let (mut first, copy) = tee(
+            chunked(&["ab", "cd", "ef"], None),
+            None,
+            limits(10),
+            &budget(100),
+        );
+        // The first attempt reads one chunk, then fails.
+        let frame = first.frame().await.unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), "ab");
+        let again = copy.resend().await.unwrap().unwrap();
+        assert_eq!(&bytes_of(again).await[..], b"abcdef");
+        // The abandoned attempt can read no further.
+        assert!(first.frame().await.unwrap().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_copy_past_max_body_is_given_up_and_its_budget_returned() {
+        let budget = budget(100);
+        let (first, copy) = tee(chunked(&["abcd", "efgh"], None), None, limits(6), &budget);
+        assert_eq!(
+            &bytes_of(first).await[..],
+            b"abcdefgh",
+            "the body itself streams whole"
+        );
+        assert_eq!(budget.available_permits(), 100);
+        assert!(copy.resend().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_spent_budget_gives_the_copy_up_chunk_by_chunk() {
+        let budget = budget(3);
+        let (first, copy) = tee(chunked(&["ab", "cd"], None), None, limits(100), &budget);
+        assert_eq!(&bytes_of(first).await[..], b"abcd");
+        assert!(copy.resend().await.unwrap().is_none());
+        assert_eq!(budget.available_permits(), 3);
+    }
+
+    #[tokio::test]
+    async fn nothing_is_reserved_for_a_declared_length_nobody_sends() {
+        let budget = budget(100);
+        let stalled = body::boxed(http_body_util::StreamBody::new(
+            futures_util::stream::pending::<Result<Frame<Bytes>, BoxError>>(),
+        ));
+        let (_first, copy) = tee(stalled, Some(90), limits(100), &budget);
+        assert_eq!(budget.available_permits(), 100);
+        assert!(matches!(copy, Copy::Kept(..)));
+    }
+
+    #[tokio::test]
+    async fn a_declared_length_over_max_body_is_not_copied() {
+        let (_, copy) = tee(body::full("0123456789"), Some(10), limits(4), &budget(100));
+        assert!(matches!(copy, Copy::Unavailable));
+        let (_, copy) = tee(body::empty(), Some(0), limits(4), &budget(100));
+        assert!(matches!(copy, Copy::Empty));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_client_body_is_an_error_after_the_idle_gap() {
+        let stalled = body::boxed(http_body_util::StreamBody::new(
+            futures_util::stream::pending::<Result<Frame<Bytes>, BoxError>>(),
+        ));
+        let (mut first, copy) = tee(stalled, Some(5), limits(10), &budget(100));
+        let error = first.frame().await.unwrap().unwrap_err();
+        assert!(error.is::<BodyStalled>(), "{error}");
+        // A resend waits the same gap for the rest, then gives up.
+        let Copy::Kept(..) = &copy else { panic!() };
+        let resend = copy.resend().await;
+        assert!(matches!(resend, Err(ProxyError::RequestTimeout)));
+    }
+}

@@ -194,3 +194,19 @@ async fn hold_response(
         Err(_) => Err(Failure::Timeout),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fallback_header_values() {
+        assert_eq!(
+            FallbackReason::Status(StatusCode::SERVICE_UNAVAILABLE).header_value(),
+            "status-503"
+        );
+        assert_eq!(FallbackReason::Connect.header_value(), "connect");
+        assert_eq!(FallbackReason::Reset.header_value(), "reset");
+        assert_eq!(FallbackReason::Timeout.label(), "timeout");
+    }
+}
