@@ -49,7 +49,7 @@ pub struct Config {
     pub backends: Vec<BackendConfig>,
     /// Flags in file order, with their values.
     pub flags: Vec<(String, bool)>,
-    /// Routes in file order. Must be matched through [`crate::route::Router`].
+    /// Routes in file order, indexed by [`RouteId`].
     pub routes: Vec<RouteConfig>,
     /// `defaults.legacy`: where requests that no route matches go (route `_default`).
     pub default_legacy: BackendId,

@@ -8,8 +8,7 @@ use http_body::Body;
 use http_body_util::BodyExt;
 use tracing::warn;
 
-use super::Forwarded;
-use super::attempt::{AttemptResult, Connection, Failure, send};
+use super::attempt::{AttemptResult, Attempts, Connection, Failure, send};
 use super::outgoing::Outgoing;
 use crate::backend::Backend;
 use crate::body::{self, ProxyBody};
@@ -68,6 +67,38 @@ impl FallbackReason {
             Err(Failure::Reset) if fallback.on_reset && replayable => Some(FallbackReason::Reset),
             _ => None,
         }
+    }
+}
+
+/// What forwarding produced: the backend's answer or the proxy's error, and
+/// which backend it came from.
+#[derive(Debug)]
+pub(super) struct Forwarded {
+    pub result: Result<Response<ProxyBody>, ProxyError>,
+    /// The backend whose answer the client gets, or that failed.
+    pub backend: BackendId,
+    pub fallback: Option<FallbackReason>,
+    pub attempts: Attempts,
+}
+
+impl Forwarded {
+    /// The outcome of the last attempt, on `backend`. A failure of the
+    /// client's own request is the proxy's answer, with no backend.
+    pub fn new(
+        backend: BackendId,
+        outcome: Result<Response<ProxyBody>, Failure>,
+    ) -> Result<Forwarded, ProxyError> {
+        let result = match outcome {
+            Ok(response) => Ok(response),
+            Err(Failure::Client(error)) => return Err(error),
+            Err(failure) => Err(failure.into_error()),
+        };
+        Ok(Forwarded {
+            result,
+            backend,
+            fallback: None,
+            attempts: Attempts::default(),
+        })
     }
 }
 

@@ -36,7 +36,7 @@ use tokio_util::task::TaskTracker;
 use tracing::debug;
 
 use crate::body::{self, BoxError, ProxyBody};
-use crate::config::{BackendId, FallbackConfig};
+use crate::config::FallbackConfig;
 use crate::error::ProxyError;
 use crate::headers::{self, X_REQUEST_ID};
 use crate::route::{self, Decision, RequestInfo, Target};
@@ -45,10 +45,10 @@ use crate::snapshot::{SharedSnapshot, Snapshot};
 
 pub use exchange::{Exchange, Observer};
 pub use fallback::FallbackReason;
+use fallback::Forwarded;
 
 pub use attempt::{AttemptResult, Attempts};
 
-use attempt::Failure;
 use copy::{COPY_BUDGET_BYTES, CopyBudget, CopyLimits};
 use outgoing::Outgoing;
 use respond::{add_debug_headers, finish_response};
@@ -109,38 +109,6 @@ where
         let snapshot = self.0.snapshot.load_full();
         let shared = self.0.clone();
         Box::pin(async move { Ok(handle(&snapshot, &shared, req.map(body::boxed)).await) })
-    }
-}
-
-/// What forwarding produced: the backend's answer or the proxy's error, and
-/// which backend it came from.
-#[derive(Debug)]
-struct Forwarded {
-    result: Result<Response<ProxyBody>, ProxyError>,
-    /// The backend whose answer the client gets, or that failed.
-    backend: BackendId,
-    fallback: Option<FallbackReason>,
-    attempts: Attempts,
-}
-
-impl Forwarded {
-    /// The outcome of the last attempt, on `backend`. A failure of the
-    /// client's own request is the proxy's answer, with no backend.
-    fn new(
-        backend: BackendId,
-        outcome: Result<Response<ProxyBody>, Failure>,
-    ) -> Result<Forwarded, ProxyError> {
-        let result = match outcome {
-            Ok(response) => Ok(response),
-            Err(Failure::Client(error)) => return Err(error),
-            Err(failure) => Err(failure.into_error()),
-        };
-        Ok(Forwarded {
-            result,
-            backend,
-            fallback: None,
-            attempts: Attempts::default(),
-        })
     }
 }
 
