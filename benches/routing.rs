@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the request path's pure parts: normalise, match, decide.
 //! Run with `cargo bench --bench routing`.
+#![allow(clippy::unwrap_used)] // a panic is how a test or bench reports failure
 
 use std::fmt::Write;
 use std::hint::black_box;

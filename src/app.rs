@@ -23,6 +23,7 @@ use crate::snapshot::{SharedSnapshot, Snapshot};
 use crate::tls::ServerTls;
 
 /// What [`start`] needs: the config and the listeners, already bound.
+#[derive(Debug)]
 pub struct Launch {
     pub config: Config,
     /// The file the config came from; what reloads read.
@@ -35,6 +36,7 @@ pub struct Launch {
 }
 
 /// A proxy serving in the background; see [`start`].
+#[derive(Debug)]
 pub struct Running {
     addr: SocketAddr,
     admin_addr: Option<SocketAddr>,

@@ -256,7 +256,7 @@ impl TypedMetric for Latency {
 }
 
 impl EncodeMetric for Latency {
-    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
         let cells = &self.0;
         let buckets: Vec<(f64, u64)> = DURATION_BUCKETS
             .iter()

@@ -1,4 +1,5 @@
 //! The admin API (SPEC §5) and the metrics it exposes (SPEC §7).
+#![allow(clippy::unwrap_used)] // a panic is how a test or bench reports failure
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};

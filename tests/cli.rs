@@ -1,4 +1,5 @@
 //! `strangler check`, `explain` and `demo`, run as a user runs them.
+#![allow(clippy::unwrap_used)] // a panic is how a test or bench reports failure
 
 mod support;
 

@@ -1,4 +1,5 @@
 //! `strangler echo` (SPEC §1): the small echo backend, run as a user runs it.
+#![allow(clippy::unwrap_used)] // a panic is how a test or bench reports failure
 
 mod support;
 

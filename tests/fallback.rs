@@ -1,6 +1,7 @@
 //! Fallback from new to legacy (SPEC §2 `[routes.fallback]`, §3.4, §6, §7),
 //! over real sockets: when a failed attempt is replayed, with which body, what
 //! the client sees, and what is counted.
+#![allow(clippy::unwrap_used)] // a panic is how a test or bench reports failure
 
 mod support;
 

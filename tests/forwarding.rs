@@ -1,5 +1,6 @@
 //! End-to-end forwarding (SPEC §3.3, §6): headers both ways, body limits,
 //! streaming without buffering, upgrades, absolute-form, proxy errors and h2c.
+#![allow(clippy::unwrap_used)] // a panic is how a test or bench reports failure
 
 mod support;
 

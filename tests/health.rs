@@ -2,6 +2,7 @@
 //! 200, for container health checks in images without curl. The admin API is
 //! played by a tiny in-process HTTP/1.1 server, so these tests need nothing
 //! else from the proxy.
+#![allow(clippy::unwrap_used)] // a panic is how a test or bench reports failure
 
 mod support;
 

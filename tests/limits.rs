@@ -1,5 +1,6 @@
 //! The `[server]` connection limits: `header_read_timeout` (slowloris) and
 //! `max_connections`.
+#![allow(clippy::unwrap_used)] // a panic is how a test or bench reports failure
 
 mod support;
 

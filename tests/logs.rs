@@ -1,5 +1,6 @@
 //! The access log (SPEC §1): `--log-format json` writes one JSON event per
 //! request, target `strangler::access`, with what happened to it.
+#![allow(clippy::unwrap_used)] // a panic is how a test or bench reports failure
 
 mod support;
 

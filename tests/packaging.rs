@@ -5,6 +5,7 @@
 //!
 //! The YAML files are read with `yaml-rust2`: a missing key indexes to
 //! `BadValue`, so a path of keys reads without unwrapping at each step.
+#![allow(clippy::unwrap_used)] // a panic is how a test or bench reports failure
 
 use std::collections::BTreeSet;
 use std::path::Path;

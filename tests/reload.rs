@@ -1,6 +1,7 @@
 //! Live reload (SPEC §4): the file watcher (in-place writes, rename-over,
 //! ConfigMap symlink swaps), SIGHUP and `POST /reload`, invalid and missing
 //! files, and no failed request while the config changes under load.
+#![allow(clippy::unwrap_used)] // a panic is how a test or bench reports failure
 mod support;
 
 use std::net::SocketAddr;

@@ -14,6 +14,7 @@
 //! `sticky_ip_keeps_one_client_on_one_side` stays on the wire ([`TestProxy`]):
 //! its key is the client address, which only the listener puts on a request
 //! (from the real peer of each connection).
+#![allow(clippy::unwrap_used)] // a panic is how a test or bench reports failure
 
 mod support;
 

@@ -1,6 +1,7 @@
 //! Graceful shutdown of the real binary (SPEC §1, §5): on SIGTERM `/readyz`
 //! turns 503, new connections are refused, the request in flight finishes,
 //! and the process exits 0.
+#![allow(clippy::unwrap_used)] // a panic is how a test or bench reports failure
 mod support;
 
 use std::sync::Arc;

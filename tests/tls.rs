@@ -4,6 +4,7 @@
 //! certificate reload by `POST /reload` without touching the TOML.
 //!
 //! Certificates are made per test with rcgen: a CA and leaves signed by it.
+#![allow(clippy::unwrap_used)] // a panic is how a test or bench reports failure
 mod support;
 
 use std::convert::Infallible;
@@ -318,7 +319,7 @@ async fn a_bad_ca_file_fails_start_and_reload_with_a_clear_error() {
         admin: None,
         watch: false,
     });
-    let error = started.err().expect("start must fail").to_string();
+    let error = started.expect_err("start must fail").to_string();
     assert!(
         error.contains("legacy") && error.contains("ca.pem"),
         "{error}"
@@ -551,7 +552,7 @@ async fn a_bad_server_certificate_at_start_is_a_start_error() {
         admin: None,
         watch: false,
     });
-    let error = started.err().expect("start must fail").to_string();
+    let error = started.expect_err("start must fail").to_string();
     assert!(error.contains("cert_file"), "{error}");
 }
 

@@ -51,7 +51,7 @@ pub(super) enum Failure {
 
 impl Failure {
     /// The attempt's result, or `None` when the client, not the backend, failed.
-    pub fn result(&self) -> Option<AttemptResult> {
+    pub(super) fn result(&self) -> Option<AttemptResult> {
         match self {
             Failure::Connect => Some(AttemptResult::Connect),
             Failure::Timeout => Some(AttemptResult::Timeout),
@@ -61,7 +61,7 @@ impl Failure {
     }
 
     /// What the client gets when nothing else answers.
-    pub fn into_error(self) -> ProxyError {
+    pub(super) fn into_error(self) -> ProxyError {
         match self {
             Failure::Connect => ProxyError::Unreachable,
             Failure::Timeout => ProxyError::GatewayTimeout,

@@ -124,7 +124,7 @@ impl Copy {
     /// the client's body; the rest of it, if the client is still sending, is
     /// read into the copy first. `Ok(None)` when the copy was given up (too
     /// large, or the budget spent).
-    pub async fn resend(&self) -> Result<Option<ProxyBody>, ProxyError> {
+    pub(super) async fn resend(&self) -> Result<Option<ProxyBody>, ProxyError> {
         let (state, limits) = match self {
             Copy::Empty => return Ok(Some(body::empty())),
             Copy::Unavailable => return Ok(None),

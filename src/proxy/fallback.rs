@@ -84,7 +84,7 @@ pub(super) struct Forwarded {
 impl Forwarded {
     /// The outcome of the last attempt, on `backend`. A failure of the
     /// client's own request is the proxy's answer, with no backend.
-    pub fn new(
+    pub(super) fn new(
         backend: BackendId,
         outcome: Result<Response<ProxyBody>, Failure>,
     ) -> Result<Forwarded, ProxyError> {

@@ -45,7 +45,7 @@ impl Outgoing<'_> {
     /// when ALPN picks HTTP/1.1) and no `Host` header, so the two cannot
     /// disagree. The backend's connector dials its own address whatever the
     /// URI names.
-    pub fn build(
+    pub(super) fn build(
         &mut self,
         backend: &Backend,
         path: &str,

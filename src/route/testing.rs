@@ -15,14 +15,14 @@ use crate::config::{
 use crate::path::normalize_path;
 
 /// `defaults.legacy` and every test route's legacy backend unless set.
-pub const LEGACY: BackendId = 0;
+pub(crate) const LEGACY: BackendId = 0;
 /// Every test route's new backend unless set.
-pub const NEW: BackendId = 1;
+pub(crate) const NEW: BackendId = 1;
 /// A third backend, to tell a route's legacy from `defaults.legacy`.
-pub const OTHER_LEGACY: BackendId = 2;
+pub(crate) const OTHER_LEGACY: BackendId = 2;
 
 /// A route matching `path` with no condition, weight 0, cohort = name.
-pub fn route(name: &str, path: &str) -> RouteConfig {
+pub(crate) fn route(name: &str, path: &str) -> RouteConfig {
     RouteConfig {
         name: name.to_owned(),
         path: path.to_owned(),
@@ -42,7 +42,7 @@ pub fn route(name: &str, path: &str) -> RouteConfig {
 }
 
 /// Chained setters for [`route`]'s result.
-pub trait RouteBuilder {
+pub(crate) trait RouteBuilder {
     fn methods(self, methods: &[Method]) -> Self;
     fn host(self, host: HostMatch) -> Self;
     fn header(self, name: &str, value: &str) -> Self;
@@ -117,7 +117,7 @@ fn backend(name: &str, port: u16) -> BackendConfig {
 
 /// A config with backends `legacy` ([`LEGACY`]), `new` ([`NEW`]) and
 /// `legacy-2` ([`OTHER_LEGACY`]), and `routes`.
-pub fn config(routes: Vec<RouteConfig>) -> Config {
+pub(crate) fn config(routes: Vec<RouteConfig>) -> Config {
     let mut flags: Vec<(String, bool)> = Vec::new();
     for (name, value) in routes.iter().filter_map(|r| r.flag.clone()) {
         if !flags.iter().any(|(n, _)| *n == name) {
@@ -152,7 +152,7 @@ pub fn config(routes: Vec<RouteConfig>) -> Config {
 
 /// An owned request, lent out as a [`RequestInfo`].
 #[derive(Debug, Clone)]
-pub struct Req {
+pub(crate) struct Req {
     pub method: Method,
     pub path: String,
     pub query: Option<String>,
@@ -163,7 +163,7 @@ pub struct Req {
 
 impl Req {
     /// `GET path` (normalised) from 127.0.0.1, no host, no headers.
-    pub fn get(path: &str) -> Req {
+    pub(crate) fn get(path: &str) -> Req {
         Req {
             method: Method::GET,
             path: normalize_path(path).into_owned(),
@@ -174,35 +174,35 @@ impl Req {
         }
     }
 
-    pub fn method(mut self, method: Method) -> Req {
+    pub(crate) fn method(mut self, method: Method) -> Req {
         self.method = method;
         self
     }
 
-    pub fn host(mut self, host: Option<&str>) -> Req {
+    pub(crate) fn host(mut self, host: Option<&str>) -> Req {
         self.host = host.map(str::to_owned);
         self
     }
 
-    pub fn query(mut self, query: Option<&str>) -> Req {
+    pub(crate) fn query(mut self, query: Option<&str>) -> Req {
         self.query = query.map(str::to_owned);
         self
     }
 
     /// Appends a header (a name may repeat).
-    pub fn header(mut self, name: &str, value: &str) -> Req {
+    pub(crate) fn header(mut self, name: &str, value: &str) -> Req {
         let name = HeaderName::from_bytes(name.as_bytes()).unwrap();
         self.headers
             .append(name, HeaderValue::from_str(value).unwrap());
         self
     }
 
-    pub fn ip(mut self, ip: IpAddr) -> Req {
+    pub(crate) fn ip(mut self, ip: IpAddr) -> Req {
         self.client_ip = ip;
         self
     }
 
-    pub fn info(&self) -> RequestInfo<'_> {
+    pub(crate) fn info(&self) -> RequestInfo<'_> {
         RequestInfo {
             method: &self.method,
             path: &self.path,

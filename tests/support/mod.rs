@@ -1,6 +1,9 @@
 //! Shared helpers for the integration tests: real backends and a real proxy on
 //! 127.0.0.1 with ephemeral ports, the proxy's service driven without a port
 //! ([`TestService`]), a small client, and `eventually`.
+// Shared by every test crate through `mod support;`: `pub` is how a test
+// crate's module exports, and each crate uses a different part of it.
+#![allow(unreachable_pub)]
 #![allow(dead_code)]
 
 use std::convert::Infallible;
