@@ -160,31 +160,24 @@ pub(super) async fn try_backend(
     last: bool,
 ) -> Result<Response<ProxyBody>, Failure> {
     let backend = snapshot.backend(id);
-    let outcome = send(
-        backend,
-        Connection::Pooled,
-        request.build(backend, path, body, false)?,
-    )
-    .await;
-    request
-        .attempts
-        .record(id, attempt_result(&outcome, request));
-    if !matches!(outcome, Err(Failure::Reset)) || !request.replayable {
-        return outcome;
+    let mut body = body;
+    let mut connection = Connection::Pooled;
+    loop {
+        let retry = connection == Connection::Fresh;
+        let upstream = request.build(backend, path, body, last && retry)?;
+        let outcome = send(backend, connection, upstream).await;
+        request
+            .attempts
+            .record(id, attempt_result(&outcome, request));
+        if retry || !matches!(outcome, Err(Failure::Reset)) || !request.replayable {
+            return outcome;
+        }
+        match request.copy.resend().await? {
+            Some(again) => body = again,
+            None => return outcome,
+        }
+        connection = Connection::Fresh;
     }
-    let Some(body) = request.copy.resend().await? else {
-        return outcome;
-    };
-    let retried = send(
-        backend,
-        Connection::Fresh,
-        request.build(backend, path, body, last)?,
-    )
-    .await;
-    request
-        .attempts
-        .record(id, attempt_result(&retried, request));
-    retried
 }
 
 fn attempt_result(
