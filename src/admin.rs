@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use serde_json::{Value, json};
@@ -58,13 +58,17 @@ impl Admin {
                     text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
                 }
             }
-            (&Method::GET, "/metrics") => body::response(
-                StatusCode::OK,
-                "text/plain; version=0.0.4; charset=utf-8",
-                self.metrics.encode(),
-            ),
+            (&Method::GET, "/metrics") => {
+                self.metrics.show_backends(&self.snapshot.load());
+                body::response(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    self.metrics.encode(),
+                )
+            }
             (&Method::GET, "/config") => body::json(StatusCode::OK, &self.config_json()),
             (&Method::GET, "/routes") => body::json(StatusCode::OK, &self.routes_json()),
+            (&Method::GET, "/backends") => body::json(StatusCode::OK, &self.backends_json()),
             (&Method::POST, "/reload") => match self.reloader.reload(Trigger::Admin).await {
                 Outcome::Loaded { version } => {
                     body::json(StatusCode::OK, &json!({ "version": version }))
@@ -78,13 +82,15 @@ impl Admin {
                     body::json(StatusCode::OK, &json!({ "version": version }))
                 }
             },
-            (_, "/healthz" | "/readyz" | "/metrics" | "/config" | "/routes" | "/reload") => {
-                json_error(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "method not allowed",
-                    request_id,
-                )
-            }
+            (
+                _,
+                "/healthz" | "/readyz" | "/metrics" | "/config" | "/routes" | "/backends"
+                | "/reload",
+            ) => json_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed",
+                request_id,
+            ),
             _ => json_error(StatusCode::NOT_FOUND, "not found", request_id),
         };
         Ok(response)
@@ -118,8 +124,11 @@ impl Admin {
         })
     }
 
+    /// `new_available` is true while the route's new backend would be tried
+    /// (half-open included); `_default`, which has no new, shows `null`.
     fn routes_json(&self) -> Value {
         let snapshot = self.snapshot.load();
+        let now = Instant::now();
         let config = &snapshot.config;
         let mut routes: Vec<Value> = snapshot
             .routes()
@@ -142,6 +151,7 @@ impl Admin {
                         "errors": counters.errors.load(Ordering::Relaxed),
                     },
                     "fallbacks": counters.fallbacks.load(Ordering::Relaxed),
+                    "new_available": snapshot.backend(route.new).health.available(now),
                 })
             })
             .collect();
@@ -159,8 +169,41 @@ impl Admin {
                 "errors": counters.errors.load(Ordering::Relaxed),
             },
             "fallbacks": 0,
+            "new_available": null,
         }));
         Value::Array(routes)
+    }
+}
+
+impl Admin {
+    /// `GET /backends` (SPEC §5): every backend's health, in file order.
+    fn backends_json(&self) -> Value {
+        let snapshot = self.snapshot.load();
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        let backends = snapshot.backends().iter().map(|backend| {
+            let health = &backend.health;
+            let check = backend
+                .config
+                .health
+                .as_ref()
+                .and_then(|_| health.last_check());
+            let checked = backend.config.health.as_ref().map(|_| {
+                json!({
+                    "last_check_at": check.as_ref().map(|c| rfc3339_millis(c.at)),
+                    "last_result": check.as_ref().map(|c| c.result.clone()),
+                })
+            });
+            json!({
+                "name": backend.config.name,
+                "url": backend.config.url,
+                "state": health.state(now).label(),
+                "ejected_until": health.ejected_until(now, wall).map(rfc3339_millis),
+                "ejections": health.ejections(),
+                "consecutive_failures": health.consecutive_failures(),
+                "health": checked,
+            })
+        });
+        Value::Array(backends.collect())
     }
 }
 
@@ -183,6 +226,11 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// `SystemTime` as RFC 3339 in UTC with second precision, e.g. `2026-11-21T21:23:16Z`;
 /// a time before 1970 shows as the epoch.
+/// With milliseconds: ejections and checks are often shorter than a second.
+fn rfc3339_millis(time: SystemTime) -> String {
+    humantime::format_rfc3339_millis(time.max(SystemTime::UNIX_EPOCH)).to_string()
+}
+
 pub fn rfc3339(time: SystemTime) -> String {
     humantime::format_rfc3339_seconds(time.max(SystemTime::UNIX_EPOCH)).to_string()
 }

@@ -15,6 +15,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tracing::{info, warn};
 
 use crate::admin::Admin;
+use crate::backend::probe::Prober;
 use crate::config::Config;
 use crate::metrics::{Metrics, Telemetry};
 use crate::reload::{self, ReloadError, Reloader, StartError};
@@ -50,6 +51,8 @@ pub struct Running {
     admin_task: Option<JoinHandle<()>>,
     /// Upgraded (WebSocket) connections, which outlive their HTTP connection.
     tunnels: TaskTracker,
+    /// The active health checkers.
+    prober: Arc<Prober>,
     shutdown_timeout: Duration,
     _watcher: Option<notify::RecommendedWatcher>,
 }
@@ -103,12 +106,14 @@ impl Running {
         if let Some(admin_task) = self.admin_task.take() {
             let _ = admin_task.await;
         }
+        self.prober.shutdown().await;
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
         self.proxy_task.abort();
+        self.prober.stop();
         if let Some(admin_task) = &self.admin_task {
             admin_task.abort();
         }
@@ -138,9 +143,12 @@ pub fn start(launch: Launch) -> Result<Running, StartError> {
     let snapshot = Snapshot::new(launch.config, None).map_err(ReloadError::Backend)?;
     let snapshot: SharedSnapshot = Arc::new(ArcSwap::from_pointee(snapshot));
     metrics.set_weights(None, &snapshot.load());
+    let prober = Arc::new(Prober::new());
+    prober.reconcile(&snapshot.load());
     let reloader = Arc::new(
         Reloader::new(launch.path, snapshot.clone(), metrics.clone())
-            .with_server_tls(server_tls.clone()),
+            .with_server_tls(server_tls.clone())
+            .with_prober(prober.clone()),
     );
     let admin = Arc::new(Admin {
         snapshot: snapshot.clone(),
@@ -207,6 +215,7 @@ pub fn start(launch: Launch) -> Result<Running, StartError> {
         proxy_task,
         admin_task,
         tunnels,
+        prober,
         shutdown_timeout,
         _watcher: watcher,
     })

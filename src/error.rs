@@ -20,6 +20,9 @@ pub enum ProxyError {
     BadGateway(&'static str),
     /// The backend did not send a response head within its `timeout`.
     GatewayTimeout,
+    /// The decision picked a new backend that is ejected or unhealthy, and
+    /// the route has no fallback to legacy.
+    Unavailable,
 }
 
 impl ProxyError {
@@ -30,6 +33,7 @@ impl ProxyError {
             ProxyError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::Unreachable | ProxyError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ProxyError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -42,6 +46,7 @@ impl ProxyError {
             ProxyError::Unreachable => "backend unreachable",
             ProxyError::BadGateway(why) => why,
             ProxyError::GatewayTimeout => "backend timed out",
+            ProxyError::Unavailable => "new backend unavailable",
         }
     }
 

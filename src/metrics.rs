@@ -2,9 +2,9 @@
 //! writes the access log.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
@@ -57,6 +57,11 @@ struct ResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackendLabels {
+    backend: Label,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     route: Label,
 }
@@ -70,6 +75,11 @@ pub struct Metrics {
     attempts: Family<AttemptLabels, Counter>,
     reloads: Family<ResultLabels, Counter>,
     new_weight: Family<RouteLabels, Gauge<f64, AtomicU64>>,
+    backend_available: Family<BackendLabels, Gauge>,
+    backend_ejections: Family<BackendLabels, Counter>,
+    /// The backends whose health the last scrape showed, so that the next
+    /// one drops those a reload removed.
+    health_shown: Mutex<Vec<Label>>,
     /// The `backend` label of answers no backend was asked for (400, 408, 413).
     no_backend: Label,
 }
@@ -129,6 +139,18 @@ impl Metrics {
             "Effective percent of a route's traffic for the new backend",
             new_weight.clone(),
         );
+        let backend_available = Family::<BackendLabels, Gauge>::default();
+        registry.register(
+            "strangler_backend_available",
+            "1 while the backend is neither ejected nor failing its health check",
+            backend_available.clone(),
+        );
+        let backend_ejections = Family::<BackendLabels, Counter>::default();
+        registry.register(
+            "strangler_backend_ejections",
+            "Passive ejections of a backend after gateway failures in a row",
+            backend_ejections.clone(),
+        );
         // Both results exist from the start, so a dashboard sees 0, not nothing.
         for result in ["success", "failure"] {
             let _ = reloads.get_or_create(&ResultLabels { result });
@@ -141,6 +163,9 @@ impl Metrics {
             attempts,
             reloads,
             new_weight,
+            backend_available,
+            backend_ejections,
+            health_shown: Mutex::new(Vec::new()),
             no_backend: Arc::new(NO_BACKEND.to_owned()),
         }
     }
@@ -151,6 +176,40 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    /// Copies every backend's health into its metrics, read at scrape time
+    /// so the request path never touches them; backends gone since the last
+    /// call are dropped. Half-open counts as available.
+    pub fn show_backends(&self, snapshot: &Snapshot) {
+        let mut shown = self.health_shown.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        for backend in snapshot.backends() {
+            let labels = BackendLabels {
+                backend: backend.name_label.clone(),
+            };
+            let available = backend.health.available(now);
+            self.backend_available
+                .get_or_create(&labels)
+                .set(i64::from(available));
+            self.backend_ejections
+                .get_or_create(&labels)
+                .inner()
+                .store(backend.health.ejections(), Ordering::Relaxed);
+        }
+        let live: Vec<Label> = snapshot
+            .backends()
+            .iter()
+            .map(|b| b.name_label.clone())
+            .collect();
+        for gone in shown.iter().filter(|label| !live.contains(label)) {
+            let labels = BackendLabels {
+                backend: gone.clone(),
+            };
+            self.backend_available.remove(&labels);
+            self.backend_ejections.remove(&labels);
+        }
+        *shown = live;
     }
 
     pub fn reload(&self, success: bool) {

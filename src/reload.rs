@@ -11,6 +11,7 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+use crate::backend::probe::Prober;
 use crate::config::{self, Config, RouteConfig};
 use crate::metrics::Metrics;
 use crate::snapshot::{SharedSnapshot, Snapshot};
@@ -77,6 +78,8 @@ pub struct Reloader {
     one_at_a_time: tokio::sync::Mutex<()>,
     /// The listener's certificate, re-read from `[server.tls]` on every load.
     server_tls: Option<ServerTls>,
+    /// Health checkers, restarted for the backends a reload changed.
+    prober: Option<Arc<Prober>>,
 }
 
 impl Reloader {
@@ -94,12 +97,19 @@ impl Reloader {
             }),
             one_at_a_time: tokio::sync::Mutex::new(()),
             server_tls: None,
+            prober: None,
         }
     }
 
     /// Reloads also replace the certificate of `server_tls`.
     pub fn with_server_tls(mut self, server_tls: Option<ServerTls>) -> Reloader {
         self.server_tls = server_tls;
+        self
+    }
+
+    /// Reloads also reconcile `prober`'s health checkers with the new backends.
+    pub fn with_prober(mut self, prober: Arc<Prober>) -> Reloader {
+        self.prober = Some(prober);
         self
     }
 
@@ -166,6 +176,9 @@ impl Reloader {
             server_tls.store(key);
         }
         self.metrics.set_weights(Some(&old), &next);
+        if let Some(prober) = &self.prober {
+            prober.reconcile(&next);
+        }
         self.snapshot.store(next);
         self.metrics.reload(true);
         let generation = {

@@ -641,6 +641,8 @@ async fn metrics_families_labels_and_counts() {
         "strangler_attempts_total",
         "strangler_config_reloads_total",
         "strangler_route_new_weight",
+        "strangler_backend_available",
+        "strangler_backend_ejections_total",
     ];
     for sample in &samples {
         assert!(

@@ -409,7 +409,11 @@ async fn a_body_of_exactly_max_body_is_held_and_replayed() {
 async fn route_fallback_keys_override_defaults_key_by_key() {
     let legacy = TestBackend::start("legacy").await;
     let new = new_failing_as_the_path_says().await;
+    // Ejection off: new fails on purpose, case after case.
     let rest = r#"
+[backends.new.outlier]
+consecutive_failures = 0
+
 [defaults.fallback]
 on_status = [502]
 

@@ -1,10 +1,12 @@
 //! One pooled HTTP client per backend.
 
 pub mod dialer;
+pub mod health;
+pub mod probe;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::uri::Scheme;
 use http::{HeaderValue, Uri};
@@ -19,13 +21,15 @@ use crate::body::ProxyBody;
 use crate::config::{BackendConfig, Protocol};
 use crate::tls::{self, TlsError};
 use dialer::Dialer;
+use health::Health;
 
 /// How long an idle pooled connection to a backend is kept.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// A backend and its connection pool. Shared by `Arc`: a reload that leaves a
 /// backend's settings (and its `ca_file`'s bytes) unchanged keeps the same
-/// `Backend`, and so its pool.
+/// `Backend`, and so its pool; one that changes them keeps its [`Health`]
+/// as long as the name stays.
 #[derive(Debug)]
 pub struct Backend {
     pub config: BackendConfig,
@@ -41,6 +45,8 @@ pub struct Backend {
     /// A client that never reuses a connection, for one more try after a
     /// pooled connection failed.
     pub fresh: Client<Dialer, ProxyBody>,
+    /// Ejection and health-check state, shared by every route using it.
+    pub health: Arc<Health>,
     /// The bytes of `ca_file` this backend trusts (https with a `ca_file` only).
     ca_pem: Option<Vec<u8>>,
 }
@@ -68,12 +74,14 @@ impl Backend {
     /// Builds the backend, reading its `ca_file` if it has one.
     pub fn new(config: BackendConfig) -> Result<Arc<Backend>, BackendError> {
         let ca_pem = read_ca_file(&config)?;
-        Backend::build(config, ca_pem)
+        Backend::build(config, ca_pem, None)
     }
 
     /// For a reload: the backend in `previous` built from equal settings and
     /// the same `ca_file` bytes (so its pool survives), else a new one. The
-    /// `ca_file` is read again every time: a renewed CA is picked up.
+    /// `ca_file` is read again every time: a renewed CA is picked up. A new
+    /// backend with the name of a previous one takes over its health, with
+    /// the new outlier and health-check settings applied.
     pub fn reuse_or_new(
         previous: &[Arc<Backend>],
         wanted: &BackendConfig,
@@ -84,7 +92,13 @@ impl Backend {
             .find(|b| b.config == *wanted && b.ca_pem == ca_pem)
         {
             Some(same) => Ok(same.clone()),
-            None => Backend::build(wanted.clone(), ca_pem),
+            None => {
+                let health = previous
+                    .iter()
+                    .find(|b| b.config.name == wanted.name)
+                    .map(|b| b.health.clone());
+                Backend::build(wanted.clone(), ca_pem, health)
+            }
         }
     }
 
@@ -98,7 +112,11 @@ impl Backend {
         }
     }
 
-    fn build(config: BackendConfig, ca_pem: Option<Vec<u8>>) -> Result<Arc<Backend>, BackendError> {
+    fn build(
+        config: BackendConfig,
+        ca_pem: Option<Vec<u8>>,
+        health: Option<Arc<Health>>,
+    ) -> Result<Arc<Backend>, BackendError> {
         let dialer = dialer(&config, ca_pem.as_deref()).map_err(|error| BackendError {
             backend: config.name.clone(),
             error,
@@ -111,7 +129,15 @@ impl Backend {
             .unwrap_or_else(|_| HeaderValue::from_static("invalid-name"));
         let host_header = HeaderValue::from_str(config.authority.as_str())
             .unwrap_or_else(|_| HeaderValue::from_static("localhost"));
+        let health = match health {
+            Some(health) => {
+                health.configure(&config);
+                health
+            }
+            None => Arc::new(Health::new(&config, Instant::now())),
+        };
         Ok(Arc::new(Backend {
+            health,
             host_header,
             name_label: Arc::new(config.name.clone()),
             config,

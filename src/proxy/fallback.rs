@@ -24,16 +24,19 @@ pub enum FallbackReason {
     Connect,
     Timeout,
     Reset,
+    /// New was ejected or failing its health check: it was not tried.
+    Unhealthy,
 }
 
 impl FallbackReason {
-    /// The metric label: `status`, `connect`, `timeout` or `reset`.
+    /// The metric label: `status`, `connect`, `timeout`, `reset` or `unhealthy`.
     pub fn label(self) -> &'static str {
         match self {
             FallbackReason::Status(_) => "status",
             FallbackReason::Connect => "connect",
             FallbackReason::Timeout => "timeout",
             FallbackReason::Reset => "reset",
+            FallbackReason::Unhealthy => "unhealthy",
         }
     }
 
@@ -120,6 +123,7 @@ pub(super) async fn forward_with_fallback(
         attempt = hold_response(snapshot.backend(config.new), fallback, sent, response).await;
         if let Err(failure) = &attempt {
             request.attempts.amend_last(failure.result());
+            record_health(snapshot.backend(config.new), &attempt);
         }
     }
     let reason = FallbackReason::of(&attempt, fallback, request.replayable);
@@ -166,6 +170,7 @@ pub(super) async fn try_backend(
         let retry = connection == Connection::Fresh;
         let upstream = request.build(backend, path, body, last && retry)?;
         let outcome = send(backend, connection, upstream).await;
+        record_health(backend, &outcome);
         request
             .attempts
             .record(id, attempt_result(&outcome, request));
@@ -178,6 +183,22 @@ pub(super) async fn try_backend(
         }
         connection = Connection::Fresh;
     }
+}
+
+/// Counts an attempt in the backend's health: a connect error, timeout,
+/// reset or a 502/503/504 is a gateway failure whatever the route's
+/// `on_status`; a failure of the client's side is not the backend's. An
+/// answer cut off while held counts as a success, then a failure.
+fn record_health(backend: &Backend, outcome: &Result<Response<ProxyBody>, Failure>) {
+    let success = match outcome {
+        Ok(response) => !matches!(
+            response.status(),
+            StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+        ),
+        Err(Failure::Client(_)) => return,
+        Err(_) => false,
+    };
+    backend.health.record(success, Instant::now());
 }
 
 fn attempt_result(

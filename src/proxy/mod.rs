@@ -256,7 +256,18 @@ async fn forward(
     let route = decision.route.map(|id| snapshot.route(id));
     let fallback = route.map_or(&*DEFAULT_FALLBACK, |r| &r.config.fallback);
     let replayable = fallback.replay_methods.contains(&method);
-    let with_fallback = decision.target == Target::New && fallback.enabled;
+    // SPEC §3.2 "Unhealthy new": straight to legacy, or 503 without fallback.
+    let unhealthy = decision.target == Target::New
+        && !snapshot
+            .backend(decision.backend)
+            .health
+            .admit(Instant::now());
+    let (to_new, backend) = match route {
+        Some(route) if unhealthy && fallback.enabled => (false, route.config.legacy),
+        _ if unhealthy => return Err(ProxyError::Unavailable),
+        _ => (decision.target == Target::New, decision.backend),
+    };
+    let with_fallback = to_new && fallback.enabled;
     // Copy the body only if some failure could send it again.
     let may_resend = replayable || (with_fallback && fallback.on_connect_error);
     let (body, copy) = if may_resend {
@@ -286,15 +297,15 @@ async fn forward(
         }
         _ => {
             let path = match route {
-                Some(route) if decision.target == Target::New => {
-                    route::rewrite_path(&route.config, &routed.path)
-                }
+                Some(route) if to_new => route::rewrite_path(&route.config, &routed.path),
                 _ => routed.path.as_str().into(),
             };
             let outcome =
-                fallback::try_backend(snapshot, &mut request, decision.backend, &path, body, true)
-                    .await;
-            Forwarded::new(decision.backend, outcome)
+                fallback::try_backend(snapshot, &mut request, backend, &path, body, true).await;
+            Forwarded::new(backend, outcome).map(|forwarded| Forwarded {
+                fallback: unhealthy.then_some(FallbackReason::Unhealthy),
+                ..forwarded
+            })
         }
     };
     forwarded.map(|forwarded| Forwarded {

@@ -95,7 +95,7 @@ impl RouteBuilder for RouteConfig {
     }
 }
 
-fn backend(name: &str, port: u16) -> BackendConfig {
+pub(crate) fn backend(name: &str, port: u16) -> BackendConfig {
     let url = format!("http://127.0.0.1:{port}");
     BackendConfig {
         name: name.to_owned(),
