@@ -229,20 +229,21 @@ async fn new_killed_under_load_loses_no_request() {
                 .await
                 .unwrap_or_else(|_| Err("timed out".to_owned()));
                 match outcome {
-                    Ok(answer) if answer.status == 200 => match answer.header("x-strangler-backend")
-                    {
-                        Some("new") => {
-                            let json: serde_json::Value = serde_json::from_slice(&answer.body)
-                                .unwrap_or(serde_json::Value::Null);
-                            if json["name"] == "new" && json["path"] == path.as_str() {
-                                from_new += 1;
-                            } else {
-                                failures.push(format!("#{i}: bad body from new: {answer:?}"));
+                    Ok(answer) if answer.status == 200 => {
+                        match answer.header("x-strangler-backend") {
+                            Some("new") => {
+                                let json: serde_json::Value = serde_json::from_slice(&answer.body)
+                                    .unwrap_or(serde_json::Value::Null);
+                                if json["name"] == "new" && json["path"] == path.as_str() {
+                                    from_new += 1;
+                                } else {
+                                    failures.push(format!("#{i}: bad body from new: {answer:?}"));
+                                }
                             }
+                            Some("legacy") if answer.body == "legacy" => from_legacy += 1,
+                            _ => failures.push(format!("#{i}: unexpected answer {answer:?}")),
                         }
-                        Some("legacy") if answer.body == "legacy" => from_legacy += 1,
-                        _ => failures.push(format!("#{i}: unexpected answer {answer:?}")),
-                    },
+                    }
                     Ok(answer) => failures.push(format!("#{i}: status {answer:?}")),
                     Err(e) => failures.push(format!("#{i}: {e}")),
                 }
@@ -444,7 +445,10 @@ async fn answer_cut_off_mid_body_is_replayed_under_hold_response() {
     let proxy = api_proxy(&legacy.url(), &new.url(), "").await;
     let answer = get(&proxy.url("/api/x")).await;
     assert_eq!(answer.status, 200, "{answer:?}");
-    assert_eq!(answer.body, "legacy", "the client sees only legacy's answer");
+    assert_eq!(
+        answer.body, "legacy",
+        "the client sees only legacy's answer"
+    );
     assert_eq!(answer.header("x-strangler-fallback"), Some("reset"));
     assert_eq!(answer.header("content-length"), Some("6"));
     assert_eq!(legacy.count(), 1);
@@ -481,7 +485,11 @@ async fn answer_over_hold_response_streams_from_its_first_byte() {
     let proxy = api_proxy(&legacy.url(), &new.url(), "hold_response = \"16\"\n").await;
     let response = timeout(
         DEADLINE,
-        client().request(Request::get(proxy.url("/api/big")).body(Full::default()).unwrap()),
+        client().request(
+            Request::get(proxy.url("/api/big"))
+                .body(Full::default())
+                .unwrap(),
+        ),
     )
     .await
     .expect("the head arrives before the body is whole")
@@ -686,8 +694,7 @@ async fn h2_authority_backend() -> (RawBackend, Recorded<H2Seen>) {
 async fn http2_backend_gets_the_preserved_host_as_authority() {
     let legacy = TestBackend::start("legacy").await;
     let (new, seen) = h2_authority_backend().await;
-    let proxy =
-        TestProxy::start(&h2_config(&legacy.url(), new.addr, true, &api_route(""))).await;
+    let proxy = TestProxy::start(&h2_config(&legacy.url(), new.addr, true, &api_route(""))).await;
     let answer = get_with(&proxy.url("/api/h"), &[("host", "app.example.test")]).await;
     assert_eq!(answer.status, 200, "{answer:?}");
     assert_eq!(answer.header("x-strangler-backend"), Some("new"));
@@ -702,8 +709,7 @@ async fn http2_backend_gets_the_preserved_host_as_authority() {
 async fn http2_backend_gets_its_own_host_as_authority() {
     let legacy = TestBackend::start("legacy").await;
     let (new, seen) = h2_authority_backend().await;
-    let proxy =
-        TestProxy::start(&h2_config(&legacy.url(), new.addr, false, &api_route(""))).await;
+    let proxy = TestProxy::start(&h2_config(&legacy.url(), new.addr, false, &api_route(""))).await;
     let answer = get_with(&proxy.url("/api/h"), &[("host", "app.example.test")]).await;
     assert_eq!(answer.status, 200, "{answer:?}");
     assert_eq!(answer.header("x-strangler-backend"), Some("new"));
