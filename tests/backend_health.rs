@@ -1,5 +1,6 @@
 //! Backend health (SPEC §3.2 "Unhealthy new", §3.5, §5 `/backends`, §7):
 //! passive ejection, the half-open trial, active checks, and reloads.
+#![allow(clippy::unwrap_used)] // a panic is how a test or bench reports failure
 
 mod support;
 

@@ -2,6 +2,7 @@
 //! under load, stale pooled connections, a new that dies mid-answer, streaming
 //! uploads and their replay, HTTP/2 `:authority`, and gRPC-like streams
 //! through a fallback route.
+#![allow(clippy::unwrap_used)] // a panic is how a test or bench reports failure
 
 mod support;
 
