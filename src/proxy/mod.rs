@@ -1,5 +1,6 @@
 //! The request path: snapshot → decide → forward → fall back → respond.
 //!
+//! - [`routed`]: the decision for one request, and what it derived;
 //! - [`outgoing`]: the upstream request, built for each attempt;
 //! - [`attempt`]: one backend's try, classified, retried on a fresh connection;
 //! - [`fallback`]: try new, replay to legacy when it fails;
@@ -14,18 +15,18 @@ mod exchange;
 mod fallback;
 mod outgoing;
 mod respond;
+mod routed;
 mod tunnel;
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::HeaderValue;
 use http::request::Parts;
 use http::{Request, Response, StatusCode};
 use http_body::Body;
@@ -39,8 +40,7 @@ use crate::body::{self, BoxError, ProxyBody};
 use crate::config::FallbackConfig;
 use crate::error::ProxyError;
 use crate::headers::{self, X_REQUEST_ID};
-use crate::route::{self, Decision, RequestInfo, Target};
-use crate::server::{ClientAddr, ClientTls};
+use crate::route::{self, Target};
 use crate::snapshot::{SharedSnapshot, Snapshot};
 
 pub use exchange::{Exchange, Observer};
@@ -52,6 +52,7 @@ pub use attempt::{AttemptResult, Attempts};
 use copy::{COPY_BUDGET_BYTES, CopyBudget, CopyLimits};
 use outgoing::Outgoing;
 use respond::{add_debug_headers, finish_response};
+use routed::{Routed, route_request};
 
 /// The fallback settings whose statuses and methods apply to `_default`.
 static DEFAULT_FALLBACK: LazyLock<FallbackConfig> = LazyLock::new(FallbackConfig::default);
@@ -112,19 +113,6 @@ where
     }
 }
 
-/// What the proxy derives once from the client's request, before forwarding.
-#[derive(Debug)]
-struct Routed {
-    decision: Decision,
-    /// Normalised: what is matched and forwarded.
-    path: String,
-    /// The client's host (Host header or URI authority).
-    host: Option<HeaderValue>,
-    client_ip: IpAddr,
-    /// An HTTP/1.1 upgrade (WebSocket) request.
-    upgrade: bool,
-}
-
 async fn handle(
     snapshot: &Snapshot,
     shared: &Shared,
@@ -145,8 +133,10 @@ async fn handle(
         started,
         request_id: req.headers().get(&X_REQUEST_ID).cloned(),
     };
-    let (parts, body) = req.into_parts();
-    let outcome = match route_request(snapshot, &parts, upgrade.is_some()) {
+    let (mut parts, body) = req.into_parts();
+    // Taken out so the routing result can borrow it while the parts move on.
+    let uri = std::mem::take(&mut parts.uri);
+    let outcome = match route_request(snapshot, &parts, &uri, upgrade.is_some()) {
         Ok(routed) => {
             exchange.route = routed.decision.route;
             exchange.to_new = routed.decision.target == Target::New;
@@ -184,43 +174,12 @@ async fn handle(
     response
 }
 
-/// Normalises the path and decides the request's route and backend.
-fn route_request(snapshot: &Snapshot, parts: &Parts, upgrade: bool) -> Result<Routed, ProxyError> {
-    let raw_path = parts.uri.path();
-    if !raw_path.starts_with('/') {
-        return Err(ProxyError::BadRequest("request target must be a path"));
-    }
-    let path = route::normalize_path(raw_path).into_owned();
-    let host = headers::client_host(&parts.uri, &parts.headers);
-    let client_ip = parts
-        .extensions
-        .get::<ClientAddr>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.0.ip());
-    let info = RequestInfo {
-        method: &parts.method,
-        path: &path,
-        query: parts.uri.query(),
-        host: host.as_ref().and_then(|h| h.to_str().ok()),
-        headers: &parts.headers,
-        client_ip,
-    };
-    let draw = fastrand::u16(..route::BUCKETS);
-    let decision = route::decide(&snapshot.config, &snapshot.router, &info, draw);
-    Ok(Routed {
-        decision,
-        path,
-        host,
-        client_ip,
-        upgrade,
-    })
-}
-
 /// Forwards the request to the decided backend, through the route's
 /// fallback when the decision is new and the route has one.
 async fn forward(
     snapshot: &Snapshot,
     shared: &Shared,
-    routed: Routed,
+    routed: Routed<'_>,
     parts: Parts,
     body: ProxyBody,
 ) -> Result<Forwarded, ProxyError> {
@@ -237,25 +196,10 @@ async fn forward(
     } else {
         body::boxed(Limited::new(body, limit as usize))
     };
-    let Parts {
-        method,
-        uri,
-        mut headers,
-        extensions,
-        ..
-    } = parts;
-    let te_trailers = headers::wants_trailers(&headers);
-    headers::remove_hop_by_hop(&mut headers, routed.upgrade);
-    let proto = if extensions.get::<ClientTls>().is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    headers::set_forwarded(&mut headers, routed.client_ip, proto, routed.host.as_ref());
     let decision = routed.decision;
     let route = decision.route.map(|id| snapshot.route(id));
     let fallback = route.map_or(&*DEFAULT_FALLBACK, |r| &r.config.fallback);
-    let replayable = fallback.replay_methods.contains(&method);
+    let replayable = fallback.replay_methods.contains(&parts.method);
     // SPEC §3.2 "Unhealthy new": straight to legacy, or 503 without fallback.
     let unhealthy = decision.target == Target::New
         && !snapshot
@@ -279,18 +223,7 @@ async fn forward(
     } else {
         (body, copy::Copy::Unavailable)
     };
-    let mut request = Outgoing {
-        method,
-        path: &routed.path,
-        query: uri.query(),
-        headers,
-        client_host: routed.host.clone(),
-        te_trailers,
-        copy,
-        fallback,
-        replayable,
-        attempts: Attempts::default(),
-    };
+    let mut request = Outgoing::new(parts, &routed, copy, fallback, replayable);
     let forwarded = match route {
         Some(route) if with_fallback => {
             fallback::forward_with_fallback(snapshot, route, &mut request, body).await
@@ -298,7 +231,7 @@ async fn forward(
         _ => {
             let path = match route {
                 Some(route) if to_new => route::rewrite_path(&route.config, &routed.path),
-                _ => routed.path.as_str().into(),
+                _ => Cow::Borrowed(&*routed.path),
             };
             let outcome =
                 fallback::try_backend(snapshot, &mut request, backend, &path, body, true).await;

@@ -1,15 +1,19 @@
 //! The upstream request: built for each attempt from the client's parts.
 
 use http::header::{self, HeaderMap, HeaderValue};
+use http::request::Parts;
 use http::uri::Authority;
 use http::{Method, Request, Uri, Version};
 
 use super::attempt::Attempts;
 use super::copy::Copy;
+use super::routed::Routed;
 use crate::backend::Backend;
 use crate::body::ProxyBody;
 use crate::config::{FallbackConfig, Protocol};
 use crate::error::ProxyError;
+use crate::headers;
+use crate::server::ClientTls;
 
 /// The parts of the upstream request shared by the first try and a replay.
 #[derive(Debug)]
@@ -21,7 +25,7 @@ pub(super) struct Outgoing<'a> {
     /// Client headers, hop-by-hop removed, forwarding headers set. Each
     /// attempt gets a copy, or takes them when no later attempt needs them.
     pub headers: HeaderMap,
-    pub client_host: Option<HeaderValue>,
+    pub client_host: Option<&'a HeaderValue>,
     /// The client sent `TE: trailers`: passed on to HTTP/2 backends only.
     pub te_trailers: bool,
     /// The body's copy, for another attempt.
@@ -36,7 +40,44 @@ pub(super) struct Outgoing<'a> {
     pub attempts: Attempts,
 }
 
-impl Outgoing<'_> {
+impl<'a> Outgoing<'a> {
+    /// The client's request made ready to forward: hop-by-hop headers
+    /// removed (upgrade headers kept for an upgrade), forwarding headers set.
+    pub(super) fn new(
+        parts: Parts,
+        routed: &'a Routed<'_>,
+        copy: Copy,
+        fallback: &'a FallbackConfig,
+        replayable: bool,
+    ) -> Outgoing<'a> {
+        let Parts {
+            method,
+            mut headers,
+            extensions,
+            ..
+        } = parts;
+        let te_trailers = headers::wants_trailers(&headers);
+        headers::remove_hop_by_hop(&mut headers, routed.upgrade);
+        let proto = if extensions.get::<ClientTls>().is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        headers::set_forwarded(&mut headers, routed.client_ip, proto, routed.host.as_ref());
+        Outgoing {
+            method,
+            path: &routed.path,
+            query: routed.query,
+            headers,
+            client_host: routed.host.as_ref(),
+            te_trailers,
+            copy,
+            fallback,
+            replayable,
+            attempts: Attempts::default(),
+        }
+    }
+
     /// The request for `backend` at `path` (the route's rewrite applied). The
     /// headers are copied, or taken when `last` (no later attempt needs them).
     ///
@@ -61,7 +102,7 @@ impl Outgoing<'_> {
         let mut uri = config
             .upstream_uri(path, self.query)
             .map_err(|_| ProxyError::BadRequest("request path cannot be forwarded"))?;
-        let host = match (&self.client_host, config.preserve_host) {
+        let host = match (self.client_host, config.preserve_host) {
             (Some(host), true) => host.clone(),
             _ => backend.host_header.clone(),
         };
