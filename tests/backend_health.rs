@@ -22,19 +22,7 @@ async fn silent(name: &str) -> TestBackend {
 /// `legacy` and `new` (with `new_extra` added to its table), a route `/api`
 /// with fallback and a route `/strict` without, both all on new.
 fn config(legacy: &TestBackend, new: &TestBackend, new_extra: &str) -> String {
-    format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-
-[backends.legacy]
-url = "{}"
-
-[backends.new]
-url = "{}"
-{new_extra}
-
+    let routes = r#"
 [[routes]]
 name = "api"
 path = "/api"
@@ -48,10 +36,8 @@ path = "/strict"
 weight = 100
 [routes.fallback]
 enabled = false
-"#,
-        legacy.url(),
-        new.url()
-    )
+"#;
+    support::config_with_new(&legacy.url(), &new.url(), new_extra, routes)
 }
 
 async fn backend_json(proxy: &TestProxy, name: &str) -> Value {

@@ -7,7 +7,6 @@
 mod support;
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,67 +22,16 @@ use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use support::{
-    Answer, DEADLINE, Killed, Recorded, TestBackend, TestProxy, assert_proxy_error, client,
-    config_with, eventually, free_port, get, get_with, request, send, send_with, sha256_hex,
-    try_get,
+    Answer, DEADLINE, Killed, RawBackend, Recorded, TestBackend, TestProxy, assert_proxy_error,
+    client, config_with, eventually, free_port, get, get_with, request, send, send_with,
+    sha256_hex, try_get,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout};
 
 // === helpers ===
-
-/// A backend on a loopback port whose every connection is handed to a
-/// handler; stopped on drop.
-struct RawBackend {
-    addr: SocketAddr,
-    /// TCP connections accepted so far.
-    connections: Arc<AtomicUsize>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for RawBackend {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl RawBackend {
-    async fn start<F, Fut>(handle: F) -> RawBackend
-    where
-        F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let connections = Arc::new(AtomicUsize::new(0));
-        let accepted = connections.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                accepted.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(handle(stream));
-            }
-        });
-        RawBackend {
-            addr,
-            connections,
-            task,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn connection_count(&self) -> usize {
-        self.connections.load(Ordering::SeqCst)
-    }
-}
 
 /// Reads a request head from `stream`: the head, and the body bytes that came
 /// with it. `None` when the peer closes first.
@@ -148,24 +96,9 @@ fn pattern(len: usize) -> Vec<u8> {
 /// A config with the `legacy` backend and an HTTP/2 `new` backend at `new`
 /// (`preserve_host` as given), then `rest`.
 fn h2_config(legacy: &str, new: SocketAddr, preserve_host: bool, rest: &str) -> String {
-    format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-
-[backends.legacy]
-url = "{legacy}"
-
-[backends.new]
-url = "http://{new}"
-protocol = "http2"
-preserve_host = {preserve_host}
-timeout = "5s"
-
-{rest}
-"#
-    )
+    let new_keys =
+        format!("protocol = \"http2\"\npreserve_host = {preserve_host}\ntimeout = \"5s\"");
+    support::config_with_new(legacy, &format!("http://{new}"), &new_keys, rest)
 }
 
 // === 1. new killed under load ===

@@ -98,21 +98,64 @@ impl<T: Clone> Recorded<T> {
 type Handler =
     Arc<dyn Fn(&Seen) -> Pin<Box<dyn Future<Output = Response<ProxyBody>> + Send>> + Send + Sync>;
 
+/// A backend on a loopback port whose every TCP connection is handed to a
+/// handler, for faults that must be exact; stopped on drop.
+pub struct RawBackend {
+    pub addr: SocketAddr,
+    /// TCP connections accepted so far.
+    connections: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RawBackend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl RawBackend {
+    pub async fn start<F, Fut>(handle: F) -> RawBackend
+    where
+        F: Fn(tokio::net::TcpStream) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let accepted = connections.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                accepted.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(handle(stream));
+            }
+        });
+        RawBackend {
+            addr,
+            connections,
+            task,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// How many TCP connections the backend has accepted.
+    pub fn connection_count(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
 /// An in-process HTTP/1.1 + h2c backend that records every request and answers
 /// with `handler` (by default: 200, body = the backend's name).
 pub struct TestBackend {
     pub name: String,
     pub addr: SocketAddr,
     pub seen: Recorded<Seen>,
-    /// TCP connections accepted so far.
-    pub connections: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for TestBackend {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    raw: RawBackend,
 }
 
 impl TestBackend {
@@ -156,65 +199,55 @@ impl TestBackend {
         Fut: Future<Output = Response<ProxyBody>> + Send + 'static,
     {
         let handler: Handler = Arc::new(move |seen| Box::pin(handler(seen)));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let seen = Recorded::default();
         let record = seen.clone();
-        let connections = Arc::new(AtomicUsize::new(0));
-        let accepted = connections.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                accepted.fetch_add(1, Ordering::SeqCst);
-                let handler = handler.clone();
-                let record = record.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        let handler = handler.clone();
-                        let record = record.clone();
-                        async move {
-                            let (parts, body) = req.into_parts();
-                            let bytes = body
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            let seen = Seen {
-                                method: parts.method,
-                                version: parts.version,
-                                uri: parts
-                                    .uri
-                                    .path_and_query()
-                                    .map(|p| p.to_string())
-                                    .unwrap_or_default(),
-                                headers: parts.headers,
-                                body_len: bytes.len(),
-                                body_sha256: sha256_hex(&bytes),
-                            };
-                            record.push(seen.clone());
-                            Ok::<_, Infallible>(handler(&seen).await)
-                        }
-                    });
-                    let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                        .await;
+        let raw = RawBackend::start(move |stream| {
+            let handler = handler.clone();
+            let record = record.clone();
+            async move {
+                let service = service_fn(move |req: Request<Incoming>| {
+                    let handler = handler.clone();
+                    let record = record.clone();
+                    async move {
+                        let (parts, body) = req.into_parts();
+                        let bytes = body
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        let seen = Seen {
+                            method: parts.method,
+                            version: parts.version,
+                            uri: parts
+                                .uri
+                                .path_and_query()
+                                .map(|p| p.to_string())
+                                .unwrap_or_default(),
+                            headers: parts.headers,
+                            body_len: bytes.len(),
+                            body_sha256: sha256_hex(&bytes),
+                        };
+                        record.push(seen.clone());
+                        Ok::<_, Infallible>(handler(&seen).await)
+                    }
                 });
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .await;
             }
-        });
+        })
+        .await;
         TestBackend {
             name: name.to_owned(),
-            addr,
+            addr: raw.addr,
             seen,
-            connections,
-            task,
+            raw,
         }
     }
 
     /// How many TCP connections the backend has accepted.
     pub fn connection_count(&self) -> usize {
-        self.connections.load(Ordering::SeqCst)
+        self.raw.connection_count()
     }
 
     pub fn url(&self) -> String {
@@ -570,13 +603,30 @@ admin_listen = "127.0.0.1:0"
 /// What [`config_with`] has after its `[server]` table: the `legacy` and
 /// `new` backends, then `rest`.
 pub fn backends_with(legacy: &str, new: &str, rest: &str) -> String {
+    backends_with_new(legacy, new, "timeout = \"2s\"", rest)
+}
+
+/// [`config_with`] where `[backends.new]` has `new_keys` (keys, then any
+/// sub-tables such as `[backends.new.outlier]`) instead of its 2s timeout.
+pub fn config_with_new(legacy: &str, new: &str, new_keys: &str, rest: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+{}"#,
+        backends_with_new(legacy, new, new_keys, rest)
+    )
+}
+
+fn backends_with_new(legacy: &str, new: &str, new_keys: &str, rest: &str) -> String {
     format!(
         r#"[backends.legacy]
 url = "{legacy}"
 
 [backends.new]
 url = "{new}"
-timeout = "2s"
+{new_keys}
 
 {rest}
 "#
