@@ -9,12 +9,12 @@ use std::convert::Infallible;
 
 use bytes::Bytes;
 use http_body::Frame;
-use http_body_util::{Full, StreamBody};
+use http_body_util::StreamBody;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use support::{
     Answer, Seen, TestBackend, TestProxy, assert_proxy_error, config_with, dead_addr, get,
-    get_with, request, send, send_with, sha256_hex,
+    get_with, request, send_body, send_with, sha256_hex,
 };
 
 // === helpers ===
@@ -102,17 +102,6 @@ async fn api_proxy(legacy: &str, new: &str, fallback: &str) -> TestProxy {
 async fn api_proxy_new_timeout(legacy: &str, new: &str, fallback: &str) -> TestProxy {
     let route = one_route("api", fallback);
     TestProxy::start(&config_timeouts(legacy, "", new, "300ms", &route)).await
-}
-
-/// `method url` with `body`, declaring its Content-Length.
-async fn send_body(method: &str, url: &str, body: &[u8]) -> Answer {
-    send(
-        request(method, url)
-            .header("content-length", body.len())
-            .body(Full::new(Bytes::copy_from_slice(body)))
-            .unwrap(),
-    )
-    .await
 }
 
 /// `method url` with `body` sent chunked (no Content-Length), `chunk` bytes a frame.

@@ -23,7 +23,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use support::{
     Answer, DEADLINE, Killed, RawBackend, Recorded, TestBackend, TestProxy, assert_proxy_error,
-    client, config_with, eventually, free_port, get, get_with, request, send, send_with,
+    client, config_with, eventually, free_port, get, get_with, request, send_body, send_with,
     sha256_hex, try_get,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -75,17 +75,6 @@ fn api_route(fallback: &str) -> String {
 
 async fn api_proxy(legacy: &str, new: &str, fallback: &str) -> TestProxy {
     TestProxy::start(&config_with(legacy, new, &api_route(fallback))).await
-}
-
-/// `method url` with `body`, declaring its Content-Length.
-async fn send_body(method: &str, url: &str, body: &[u8]) -> Answer {
-    send(
-        request(method, url)
-            .header("content-length", body.len())
-            .body(Full::new(Bytes::copy_from_slice(body)))
-            .unwrap(),
-    )
-    .await
 }
 
 /// `len` bytes of a fixed pattern.

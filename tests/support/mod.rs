@@ -503,6 +503,17 @@ where
     }
 }
 
+/// `method url` with `body`, declaring its Content-Length.
+pub async fn send_body(method: &str, url: &str, body: &[u8]) -> Answer {
+    send(
+        request(method, url)
+            .header("content-length", body.len())
+            .body(Full::new(Bytes::copy_from_slice(body)))
+            .unwrap(),
+    )
+    .await
+}
+
 /// `GET url`.
 pub async fn get(url: &str) -> Answer {
     send(Request::get(url).body(Full::default()).unwrap()).await
