@@ -6,7 +6,7 @@ mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use http::{Response, StatusCode};
 use serde_json::Value;
@@ -140,9 +140,9 @@ async fn half_open_admits_one_trial_and_doubles_on_failure() {
     let json = backend_json(&proxy, "new").await;
     assert_eq!(json["state"], "ejected");
     assert_eq!(json["ejections"], 2);
-    let until = humantime::parse_rfc3339(json["ejected_until"].as_str().unwrap()).unwrap();
-    let left = until.duration_since(SystemTime::now()).unwrap_or_default();
-    assert!(left > Duration::from_millis(400), "doubled: {left:?} left");
+    assert!(json["ejected_until"].is_string(), "{json}");
+    // The doubled length is a pure function of the clock, proved at exact
+    // instants by `failed_trial_doubles_up_to_the_cap_and_success_resets` in src/backend/health_tests.rs.
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
