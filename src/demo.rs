@@ -119,8 +119,15 @@ Try (each answer names the backend that served it; see the x-strangler-* headers
   # new answers 503 here; the proxy replays to legacy (x-strangler-fallback: status-503)
   curl -si http://{addr}/api/payments/42
 
+  # new keeps failing: after 5 failures in a row it is ejected for 10s (doubling
+  # if it fails again), and new's share of every route goes straight to legacy
+  # (x-strangler-fallback: unhealthy); GET /backends on the admin API shows it
+  for i in 1 2 3 4 5; do curl -s -o /dev/null http://{addr}/api/payments/$i; done
+  curl -si http://{addr}/api/checkout/cart
+
   # no route: legacy owns every path not yet strangled
   curl -si http://{addr}/about",
-        routes = "checkout (flag), users (50% sticky), search (rewrite), payments (fallback)"
+        routes =
+            "checkout (flag), users (50% sticky), search (rewrite), payments (fallback, ejection)"
     )
 }

@@ -279,6 +279,19 @@ async fn demo_does_what_it_announces() {
     let answer = get(&format!("{base}/about")).await;
     assert_eq!(answer.json()["name"], "legacy");
     assert_eq!(answer.header("x-strangler-route"), Some("_default"));
+
+    // Four more failures on payments make five in a row: new is ejected, and
+    // the flag-switched route's request goes straight to legacy.
+    for i in 0..4 {
+        let answer = get(&format!("{base}/api/payments/{i}")).await;
+        assert_eq!(answer.json()["name"], "legacy");
+    }
+    let answer = get(&format!("{base}/api/checkout/cart")).await;
+    assert_eq!(answer.json()["name"], "legacy");
+    assert_eq!(answer.header("x-strangler-fallback"), Some("unhealthy"));
+    let backends = get(&format!("{}/backends", demo.admin)).await.json();
+    assert_eq!(backends[1]["name"], "new", "{backends}");
+    assert_eq!(backends[1]["state"], "ejected", "{backends}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
