@@ -20,7 +20,7 @@ use crate::snapshot::SharedSnapshot;
 
 /// What the admin API reads and drives.
 #[derive(Debug)]
-pub struct Admin {
+pub(crate) struct Admin {
     pub snapshot: SharedSnapshot,
     pub metrics: Arc<Metrics>,
     pub reloader: Arc<Reloader>,
@@ -30,7 +30,7 @@ pub struct Admin {
 
 impl Admin {
     /// Answers one admin request.
-    pub async fn handle<B>(
+    pub(crate) async fn handle<B>(
         self: Arc<Self>,
         req: Request<B>,
     ) -> Result<Response<ProxyBody>, Infallible> {
@@ -231,7 +231,7 @@ fn rfc3339_millis(time: SystemTime) -> String {
     humantime::format_rfc3339_millis(time.max(SystemTime::UNIX_EPOCH)).to_string()
 }
 
-pub fn rfc3339(time: SystemTime) -> String {
+pub(crate) fn rfc3339(time: SystemTime) -> String {
     humantime::format_rfc3339_seconds(time.max(SystemTime::UNIX_EPOCH)).to_string()
 }
 

@@ -6,7 +6,7 @@ use crate::body::{self, ProxyBody};
 
 /// Why the proxy, not a backend, produced the answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProxyError {
+pub(crate) enum ProxyError {
     /// The request cannot be proxied: a target that is not a path, a body the
     /// client broke off, a path that cannot be forwarded.
     BadRequest(&'static str),
@@ -26,7 +26,7 @@ pub enum ProxyError {
 }
 
 impl ProxyError {
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -38,7 +38,7 @@ impl ProxyError {
     }
 
     /// The short lowercase message put in the JSON body.
-    pub fn message(&self) -> &'static str {
+    pub(crate) fn message(&self) -> &'static str {
         match self {
             ProxyError::BadRequest(why) => why,
             ProxyError::PayloadTooLarge => "request body too large",
@@ -63,13 +63,13 @@ impl ProxyError {
     }
 
     /// `{"error": "...", "request_id": "..."}` with this error's status.
-    pub fn into_response(self, request_id: Option<&HeaderValue>) -> Response<ProxyBody> {
+    pub(crate) fn into_response(self, request_id: Option<&HeaderValue>) -> Response<ProxyBody> {
         json_error(self.status(), self.message(), request_id)
     }
 }
 
 /// A short JSON error body, as every answer made by strangler itself has.
-pub fn json_error(
+pub(crate) fn json_error(
     status: StatusCode,
     message: &str,
     request_id: Option<&HeaderValue>,

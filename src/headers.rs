@@ -6,13 +6,14 @@ use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-pub static X_STRANGLER_ROUTE: HeaderName = HeaderName::from_static("x-strangler-route");
-pub static X_STRANGLER_BACKEND: HeaderName = HeaderName::from_static("x-strangler-backend");
-pub static X_STRANGLER_FALLBACK: HeaderName = HeaderName::from_static("x-strangler-fallback");
+pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(crate) static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub(crate) static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub(crate) static X_STRANGLER_ROUTE: HeaderName = HeaderName::from_static("x-strangler-route");
+pub(crate) static X_STRANGLER_BACKEND: HeaderName = HeaderName::from_static("x-strangler-backend");
+pub(crate) static X_STRANGLER_FALLBACK: HeaderName =
+    HeaderName::from_static("x-strangler-fallback");
 
 /// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1).
 /// `Proxy-Connection` is not standard but still sent by some clients.
@@ -30,7 +31,7 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 
 /// The host the client asked for: the URI's authority (absolute-form, HTTP/2)
 /// or else the Host header (RFC 9112 §3.2.2).
-pub fn client_host(uri: &http::Uri, headers: &HeaderMap) -> Option<HeaderValue> {
+pub(crate) fn client_host(uri: &http::Uri, headers: &HeaderMap) -> Option<HeaderValue> {
     match uri.authority() {
         Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
         None => headers.get(header::HOST).cloned(),
@@ -38,7 +39,7 @@ pub fn client_host(uri: &http::Uri, headers: &HeaderMap) -> Option<HeaderValue> 
 }
 
 /// Whether this is an HTTP/1.1 upgrade request (`Connection: upgrade` plus `Upgrade`).
-pub fn is_upgrade_request(headers: &HeaderMap) -> bool {
+pub(crate) fn is_upgrade_request(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE) && connection_has(headers, "upgrade")
 }
 
@@ -58,7 +59,7 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 }
 
 /// Whether the client sent `TE: trailers` (kept for HTTP/2 backends: gRPC needs it).
-pub fn wants_trailers(headers: &HeaderMap) -> bool {
+pub(crate) fn wants_trailers(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::TE)
         .iter()
@@ -72,7 +73,7 @@ pub fn wants_trailers(headers: &HeaderMap) -> bool {
 /// With `keep_upgrade`, an upgrade exchange keeps `Connection: upgrade` and
 /// `Upgrade` so the next hop can switch protocols. Called before the proxy
 /// sets its own forwarding headers, so a client cannot name those away.
-pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     // Fast path: the common request has none of these.
     if !HOP_BY_HOP.iter().any(|name| headers.contains_key(name)) {
         return;
@@ -99,7 +100,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 
 /// Removes the `x-strangler-*` headers a backend may have sent: only the
 /// proxy says which route, backend and fallback produced an answer.
-pub fn remove_debug_headers(headers: &mut HeaderMap) {
+pub(crate) fn remove_debug_headers(headers: &mut HeaderMap) {
     for name in [
         &X_STRANGLER_ROUTE,
         &X_STRANGLER_BACKEND,
@@ -116,7 +117,7 @@ fn is_end_to_end_essential(name: &HeaderName) -> bool {
 
 /// Appends the client address to `X-Forwarded-For` (joining earlier values into
 /// one header) and sets `X-Forwarded-Proto` and `X-Forwarded-Host`.
-pub fn set_forwarded(
+pub(crate) fn set_forwarded(
     headers: &mut HeaderMap,
     client_ip: IpAddr,
     proto: &'static str,

@@ -8,26 +8,26 @@
 //! [`snapshot::Snapshot::new`] compiles (routes, backends and their pools) into
 //! what every request reads.
 
-pub mod admin;
+mod admin;
 pub mod app;
-pub mod backend;
+mod backend;
 pub mod body;
 pub mod config;
 pub mod demo;
 pub mod echo;
-pub mod error;
+mod error;
 pub mod explain;
-pub mod headers;
+mod headers;
 pub mod health;
-pub mod metrics;
-pub mod path;
-pub mod proxy;
-pub mod reload;
+mod metrics;
+mod path;
+mod proxy;
+mod reload;
 pub mod route;
 pub mod server;
 pub mod snapshot;
-pub mod stats;
-pub mod tls;
+mod stats;
+mod tls;
 
 use std::convert::Infallible;
 use std::sync::Arc;

@@ -67,7 +67,7 @@ struct RouteLabels {
 }
 
 /// Every metric strangler exports.
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     durations: Family<RouteBackendLabels, Latency>,
@@ -100,7 +100,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Metrics {
+    pub(crate) fn new() -> Metrics {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
         // prometheus-client appends `_total` to counters.
@@ -171,7 +171,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of every metric.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -181,7 +181,7 @@ impl Metrics {
     /// Copies every backend's health into its metrics, read at scrape time
     /// so the request path never touches them; backends gone since the last
     /// call are dropped. Half-open counts as available.
-    pub fn show_backends(&self, snapshot: &Snapshot) {
+    pub(crate) fn show_backends(&self, snapshot: &Snapshot) {
         let mut shown = self.health_shown.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         for backend in snapshot.backends() {
@@ -212,7 +212,7 @@ impl Metrics {
         *shown = live;
     }
 
-    pub fn reload(&self, success: bool) {
+    pub(crate) fn reload(&self, success: bool) {
         let result = if success { "success" } else { "failure" };
         self.reloads.get_or_create(&ResultLabels { result }).inc();
     }
@@ -220,7 +220,7 @@ impl Metrics {
     /// Sets `strangler_route_new_weight` to exactly the routes of `next`: every
     /// route's value is set before the routes `previous` had and `next` lacks
     /// are removed, so a scrape never sees a live route without its gauge.
-    pub fn set_weights(&self, previous: Option<&Snapshot>, next: &Snapshot) {
+    pub(crate) fn set_weights(&self, previous: Option<&Snapshot>, next: &Snapshot) {
         for route in next.routes() {
             self.new_weight
                 .get_or_create(&RouteLabels {
@@ -285,7 +285,7 @@ impl Metrics {
 /// prometheus-client's own `Histogram` takes a write lock per observation,
 /// which every request of a route would contend on.
 #[derive(Clone, Debug, Default)]
-pub struct Latency(Arc<LatencyCells>);
+pub(crate) struct Latency(Arc<LatencyCells>);
 
 #[derive(Debug, Default)]
 struct LatencyCells {
@@ -296,7 +296,7 @@ struct LatencyCells {
 }
 
 impl Latency {
-    pub fn observe(&self, elapsed: Duration) {
+    pub(crate) fn observe(&self, elapsed: Duration) {
         let seconds = elapsed.as_secs_f64();
         let bucket = DURATION_BUCKETS
             .iter()
@@ -338,7 +338,7 @@ impl EncodeMetric for Latency {
 /// Feeds [`Metrics`] and [`RouteCounters`] and writes one access-log event
 /// (target `strangler::access`) per request.
 #[derive(Debug)]
-pub struct Telemetry {
+pub(crate) struct Telemetry {
     pub metrics: Arc<Metrics>,
 }
 

@@ -20,18 +20,18 @@ use rustls::sign::CertifiedKey;
 
 mod error;
 
-pub use error::{ReloadError, StartError};
+pub(crate) use error::{ReloadError, StartError};
 
 /// How long the file must be quiet before a watched change is loaded: editors
 /// and ConfigMap swaps produce bursts of events.
-pub const DEBOUNCE: Duration = Duration::from_millis(150);
+pub(crate) const DEBOUNCE: Duration = Duration::from_millis(150);
 
 /// The longest a burst of events can postpone a reload.
-pub const DEBOUNCE_MAX: Duration = Duration::from_secs(1);
+pub(crate) const DEBOUNCE_MAX: Duration = Duration::from_secs(1);
 
 /// What asked for a reload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger {
+pub(crate) enum Trigger {
     /// The watcher saw the directory change: skipped when the bytes are unchanged.
     Watch,
     /// SIGHUP: always reloads.
@@ -53,7 +53,7 @@ pub struct Status {
 
 /// The result of one reload.
 #[derive(Debug, Clone)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Loaded {
         version: String,
     },
@@ -69,7 +69,7 @@ pub enum Outcome {
 
 /// Loads the config file into the live snapshot, one reload at a time.
 #[derive(Debug)]
-pub struct Reloader {
+pub(crate) struct Reloader {
     path: PathBuf,
     snapshot: SharedSnapshot,
     metrics: Arc<Metrics>,
@@ -83,7 +83,7 @@ pub struct Reloader {
 }
 
 impl Reloader {
-    pub fn new(path: PathBuf, snapshot: SharedSnapshot, metrics: Arc<Metrics>) -> Reloader {
+    pub(crate) fn new(path: PathBuf, snapshot: SharedSnapshot, metrics: Arc<Metrics>) -> Reloader {
         let version = snapshot.load().config.version.clone();
         Reloader {
             path,
@@ -102,22 +102,22 @@ impl Reloader {
     }
 
     /// Reloads also replace the certificate of `server_tls`.
-    pub fn with_server_tls(mut self, server_tls: Option<ServerTls>) -> Reloader {
+    pub(crate) fn with_server_tls(mut self, server_tls: Option<ServerTls>) -> Reloader {
         self.server_tls = server_tls;
         self
     }
 
     /// Reloads also reconcile `prober`'s health checkers with the new backends.
-    pub fn with_prober(mut self, prober: Arc<Prober>) -> Reloader {
+    pub(crate) fn with_prober(mut self, prober: Arc<Prober>) -> Reloader {
         self.prober = Some(prober);
         self
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
-    pub fn status(&self) -> Status {
+    pub(crate) fn status(&self) -> Status {
         self.status
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -125,7 +125,7 @@ impl Reloader {
     }
 
     /// Reads, validates and swaps in the config file.
-    pub async fn reload(&self, trigger: Trigger) -> Outcome {
+    pub(crate) async fn reload(&self, trigger: Trigger) -> Outcome {
         let _guard = self.one_at_a_time.lock().await;
         let path = self.path.clone();
         let bytes = match tokio::fs::read(&path).await {
@@ -294,7 +294,7 @@ fn log_changes(old: &Config, new: &Config) {
 
 /// Warns about every backend with `tls_insecure_skip_verify`: at start and on
 /// every reload, so it cannot be forgotten.
-pub fn warn_insecure_backends(config: &Config) {
+pub(crate) fn warn_insecure_backends(config: &Config) {
     for backend in &config.backends {
         if backend.tls_insecure_skip_verify {
             warn!(backend = %backend.name, "tls_insecure_skip_verify is on: never in production");
@@ -305,7 +305,7 @@ pub fn warn_insecure_backends(config: &Config) {
 /// Watches the config file's directory (so rename-on-save and ConfigMap
 /// `..data` swaps are seen) and reloads after each burst of events. Runs until
 /// the watcher cannot be created; the returned watcher must be kept alive.
-pub fn watch(reloader: Arc<Reloader>) -> notify::Result<notify::RecommendedWatcher> {
+pub(crate) fn watch(reloader: Arc<Reloader>) -> notify::Result<notify::RecommendedWatcher> {
     let dir = match reloader.path().parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
         _ => PathBuf::from("."),
@@ -339,7 +339,7 @@ pub fn watch(reloader: Arc<Reloader>) -> notify::Result<notify::RecommendedWatch
 
 /// Reloads on every SIGHUP, forever.
 #[cfg(unix)]
-pub fn reload_on_sighup(reloader: Arc<Reloader>) -> std::io::Result<()> {
+pub(crate) fn reload_on_sighup(reloader: Arc<Reloader>) -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hangup = signal(SignalKind::hangup())?;
     tokio::spawn(async move {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 /// A label value shared by `Arc`, so recording a request clones, not allocates.
-pub type Label = Arc<String>;
+pub(crate) type Label = Arc<String>;
 
 /// Per-route request counts for `/routes`: lock-free, kept across reloads for
 /// routes that keep their name.

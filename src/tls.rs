@@ -85,7 +85,7 @@ impl std::error::Error for TlsError {
 }
 
 /// Reads a whole file, naming it in the error.
-pub fn read_file(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
+pub(crate) fn read_file(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|error| TlsError::Read {
         what,
         path: path.to_owned(),
@@ -118,7 +118,7 @@ fn parse_certificates(
 /// The client config for an `https` backend: roots (webpki's, plus
 /// `ca_file`'s, whose PEM is passed in as `ca_pem`), or no verification at all
 /// with `tls_insecure_skip_verify`; ALPN by `protocol`.
-pub fn client_config(
+pub(crate) fn client_config(
     backend: &BackendConfig,
     ca_pem: Option<&[u8]>,
 ) -> Result<rustls::ClientConfig, TlsError> {
@@ -157,7 +157,9 @@ pub fn client_config(
 
 /// `tls_server_name` as a rustls server name (brackets around an IPv6
 /// address allowed); `None` when not set.
-pub fn server_name(backend: &BackendConfig) -> Result<Option<ServerName<'static>>, TlsError> {
+pub(crate) fn server_name(
+    backend: &BackendConfig,
+) -> Result<Option<ServerName<'static>>, TlsError> {
     let Some(name) = &backend.tls_server_name else {
         return Ok(None);
     };
@@ -225,7 +227,7 @@ impl ServerCertVerifier for AcceptAnyCertificate {
 
 /// Reads and checks `[server.tls]`: the chain in `cert_file` (leaf first), the
 /// key in `key_file`, and that they belong together.
-pub fn load_certified_key(tls: &TlsConfig) -> Result<CertifiedKey, TlsError> {
+pub(crate) fn load_certified_key(tls: &TlsConfig) -> Result<CertifiedKey, TlsError> {
     let chain_pem = read_file("cert_file", &tls.cert_file)?;
     let chain = parse_certificates("cert_file", &tls.cert_file, &chain_pem)?;
     let key_pem = read_file("key_file", &tls.key_file)?;

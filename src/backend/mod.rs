@@ -1,8 +1,8 @@
 //! One pooled HTTP client per backend.
 
-pub mod dialer;
-pub mod health;
-pub mod probe;
+pub(crate) mod dialer;
+pub(crate) mod health;
+pub(crate) mod probe;
 
 use std::fmt;
 use std::sync::Arc;

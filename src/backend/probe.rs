@@ -19,7 +19,7 @@ use crate::snapshot::Snapshot;
 /// Owns the checkers: started with the proxy, reconciled after every reload,
 /// stopped on shutdown.
 #[derive(Debug, Default)]
-pub struct Prober {
+pub(crate) struct Prober {
     tracker: TaskTracker,
     stop: CancellationToken,
     /// By backend name: the backend its checker probes and the checker's token.
@@ -27,7 +27,7 @@ pub struct Prober {
 }
 
 impl Prober {
-    pub fn new() -> Prober {
+    pub(crate) fn new() -> Prober {
         Prober::default()
     }
 
@@ -35,7 +35,7 @@ impl Prober {
     /// keeps those whose backend is unchanged, restarts those whose backend
     /// changed, stops those of backends gone or no longer checked. Must run
     /// inside a Tokio runtime.
-    pub fn reconcile(&self, snapshot: &Snapshot) {
+    pub(crate) fn reconcile(&self, snapshot: &Snapshot) {
         if self.stop.is_cancelled() {
             return;
         }
@@ -67,12 +67,12 @@ impl Prober {
     }
 
     /// Tells every checker to stop, without waiting.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.stop.cancel();
     }
 
     /// Stops every checker and waits for them to end.
-    pub async fn shutdown(&self) {
+    pub(crate) async fn shutdown(&self) {
         self.stop.cancel();
         self.tracker.close();
         self.tracker.wait().await;

@@ -43,11 +43,11 @@ use crate::headers::{self, X_REQUEST_ID};
 use crate::route::{self, Target};
 use crate::snapshot::{SharedSnapshot, Snapshot};
 
-pub use exchange::{Exchange, Observer};
-pub use fallback::FallbackReason;
+pub(crate) use exchange::{Exchange, Observer};
+pub(crate) use fallback::FallbackReason;
 use fallback::Forwarded;
 
-pub use attempt::{AttemptResult, Attempts};
+pub(crate) use attempt::Attempts;
 
 use copy::{COPY_BUDGET_BYTES, CopyBudget, CopyLimits};
 use outgoing::Outgoing;
@@ -60,7 +60,7 @@ static DEFAULT_FALLBACK: LazyLock<FallbackConfig> = LazyLock::new(FallbackConfig
 /// The innermost tower service: routes and forwards one request. Cloned per
 /// connection and per request, so it is one `Arc`.
 #[derive(Clone)]
-pub struct ProxyService(Arc<Shared>);
+pub(crate) struct ProxyService(Arc<Shared>);
 
 /// What every request of every connection shares.
 struct Shared {
@@ -78,7 +78,7 @@ impl std::fmt::Debug for ProxyService {
 }
 
 impl ProxyService {
-    pub fn new(
+    pub(crate) fn new(
         snapshot: SharedSnapshot,
         observer: Option<Arc<dyn Observer>>,
         tunnels: TaskTracker,
