@@ -136,8 +136,8 @@ impl Admin {
             .map(|compiled| {
                 let route = &compiled.config;
                 let counters = &compiled.handles.counters;
-                let legacy = &config.backends[route.legacy].name;
-                let new = &config.backends[route.new].name;
+                let legacy = &config.backend(route.legacy).name;
+                let new = &config.backend(route.new).name;
                 json!({
                     "name": route.name,
                     "path": route.path,
@@ -161,7 +161,7 @@ impl Admin {
             "path": null,
             "weight": 0.0,
             "flag": null,
-            "legacy": config.backends[config.default_legacy].name,
+            "legacy": config.backend(config.default_legacy).name,
             "new": null,
             "requests": {
                 "legacy": counters.legacy.load(Ordering::Relaxed),

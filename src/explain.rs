@@ -37,8 +37,8 @@ pub fn route_table(config: &Config) -> String {
             route.path,
             percent(route.effective_weight_bp()),
             flag,
-            config.backends[route.legacy].name,
-            config.backends[route.new].name,
+            config.backend(route.legacy).name,
+            config.backend(route.new).name,
             sticky_text(route),
         );
     }
@@ -49,7 +49,7 @@ pub fn route_table(config: &Config) -> String {
         "(unmatched)",
         percent(0),
         "-",
-        config.backends[config.default_legacy].name
+        config.backend(config.default_legacy).name
     );
     out
 }
@@ -92,7 +92,7 @@ pub fn explain(
         let _ = writeln!(out, "           normalised path: {path}");
     }
     let Some(index) = decision.route else {
-        let backend = &config.backends[decision.backend];
+        let backend = config.backend(decision.backend);
         let _ = writeln!(
             out,
             "route:     _default (no route matches: legacy owns this path)"
@@ -107,8 +107,8 @@ pub fn explain(
         "route:     {} (path {}, line {})",
         route.name, route.path, route.line
     );
-    let legacy = &config.backends[route.legacy];
-    let new = &config.backends[route.new];
+    let legacy = config.backend(route.legacy);
+    let new = config.backend(route.new);
     let new_path = route::rewrite_path(route, &path);
     match decision.reason {
         Reason::FlagOff => {
@@ -192,8 +192,8 @@ fn fallback_line(out: &mut String, config: &Config, route: &RouteConfig) {
     let statuses: Vec<String> = fb.on_status.iter().map(u16::to_string).collect();
     let _ = writeln!(
         out,
-        "fallback:  to {} on status [{}]{}{}; body held up to {} bytes",
-        config.backends[route.legacy].name,
+        "fallback:  to {} on status [{}]{}{}{}; body copied up to {} bytes",
+        config.backend(route.legacy).name,
         statuses.join(", "),
         if fb.on_connect_error {
             ", connect error"
@@ -201,6 +201,7 @@ fn fallback_line(out: &mut String, config: &Config, route: &RouteConfig) {
             ""
         },
         if fb.on_timeout { ", timeout" } else { "" },
+        if fb.on_reset { ", reset" } else { "" },
         fb.max_body
     );
 }

@@ -106,7 +106,7 @@ impl Snapshot {
     }
 
     pub fn backend(&self, id: BackendId) -> &Backend {
-        &self.backends[id]
+        &self.backends[id.index()]
     }
 
     /// Every backend, in file order.

@@ -140,6 +140,10 @@ fn explain_shows_rewrite_flag_and_default() {
         "{stdout}"
     );
     assert!(stdout.contains("backend:   new"), "{stdout}");
+    assert!(
+        stdout.contains("connect error, timeout, reset; body copied up to 1048576 bytes"),
+        "{stdout}"
+    );
 
     let out = strangler(&["explain", "-c", "config/demo.toml", "GET", "/about"]);
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -39,7 +39,10 @@ pub(super) struct BackendNames<'a>(pub(super) &'a [BackendConfig]);
 
 impl BackendNames<'_> {
     pub(super) fn find(&self, name: &str) -> Option<BackendId> {
-        self.0.iter().position(|b| b.name == name)
+        self.0
+            .iter()
+            .position(|b| b.name == name)
+            .map(BackendId::new)
     }
 
     pub(super) fn hint_for(&self, name: &str) -> String {

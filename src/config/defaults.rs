@@ -70,5 +70,5 @@ pub(super) fn resolve_default_legacy(
         message,
         backends.hint_for(name),
     );
-    0
+    BackendId::new(0)
 }

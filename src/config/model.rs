@@ -12,8 +12,21 @@ use http::{HeaderName, HeaderValue, Method, Uri};
 /// The route label of a request that no route matches (headers, logs, metrics).
 pub const DEFAULT_ROUTE: &str = "_default";
 
-/// Index into [`Config::backends`].
-pub type BackendId = usize;
+/// Index into [`Config::backends`] (and the snapshot's backends, built in the
+/// same order from them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BackendId(usize);
+
+impl BackendId {
+    /// The id of `config.backends[index]`.
+    pub const fn new(index: usize) -> BackendId {
+        BackendId(index)
+    }
+
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
 
 /// Index into [`Config::routes`] (and the snapshot's compiled routes, built in
 /// the same order from them).
@@ -34,6 +47,10 @@ impl RouteId {
 impl Config {
     pub fn route(&self, id: RouteId) -> &RouteConfig {
         &self.routes[id.index()]
+    }
+
+    pub fn backend(&self, id: BackendId) -> &BackendConfig {
+        &self.backends[id.index()]
     }
 }
 

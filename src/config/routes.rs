@@ -195,8 +195,8 @@ fn read_route(
         weight_bp: field(p, &t, "weight", weight).unwrap_or(default_weight),
         sticky: field(p, &t, "sticky", sticky),
         rewrite: field(p, &t, "rewrite", |p, v| route_path(p, v, "rewrite")),
-        legacy: legacy.unwrap_or(0),
-        new: new.unwrap_or(0),
+        legacy: legacy.unwrap_or(BackendId::new(0)),
+        new: new.unwrap_or(BackendId::new(0)),
         fallback,
         line: lines.line(t.at),
     };

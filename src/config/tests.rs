@@ -169,7 +169,7 @@ sticky = "ip"
         (shiny.authority.as_str(), shiny.path_prefix.as_str()),
         ("127.0.0.1:3002", "")
     );
-    assert_eq!(c.default_legacy, 0);
+    assert_eq!(c.default_legacy.index(), 0);
 
     // Flags keep file order, not key order.
     assert_eq!(
@@ -193,7 +193,7 @@ sticky = "ip"
     );
     assert_eq!(r.cohort, "people");
     assert_eq!(r.rewrite.as_deref(), Some("/v2/users"));
-    assert_eq!((r.legacy, r.new), (0, 1));
+    assert_eq!((r.legacy.index(), r.new.index()), (0, 1));
     assert_eq!(r.line, 38);
 
     let w = &c.routes[1];
@@ -239,7 +239,7 @@ fn defaults() {
     assert_eq!(r.weight_bp, 0);
     assert_eq!(r.sticky, None);
     assert_eq!(r.rewrite, None);
-    assert_eq!((r.legacy, r.new), (0, 1));
+    assert_eq!((r.legacy.index(), r.new.index()), (0, 1));
     assert_eq!(r.fallback, FallbackConfig::default());
     assert_eq!(r.line, 6);
     assert_eq!(c.version.len(), 64);

@@ -15,11 +15,11 @@ use crate::config::{
 use crate::path::normalize_path;
 
 /// `defaults.legacy` and every test route's legacy backend unless set.
-pub(crate) const LEGACY: BackendId = 0;
+pub(crate) const LEGACY: BackendId = BackendId::new(0);
 /// Every test route's new backend unless set.
-pub(crate) const NEW: BackendId = 1;
+pub(crate) const NEW: BackendId = BackendId::new(1);
 /// A third backend, to tell a route's legacy from `defaults.legacy`.
-pub(crate) const OTHER_LEGACY: BackendId = 2;
+pub(crate) const OTHER_LEGACY: BackendId = BackendId::new(2);
 
 /// A route matching `path` with no condition, weight 0, cohort = name.
 pub(crate) fn route(name: &str, path: &str) -> RouteConfig {
