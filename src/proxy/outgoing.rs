@@ -102,23 +102,24 @@ impl<'a> Outgoing<'a> {
         let mut uri = config
             .upstream_uri(path, self.query)
             .map_err(|_| ProxyError::BadRequest("request path cannot be forwarded"))?;
-        let host = match (self.client_host, config.preserve_host) {
-            (Some(host), true) => host.clone(),
-            _ => backend.host_header.clone(),
-        };
+        let client_host = self.client_host.filter(|_| config.preserve_host);
         if backend.may_use_h2() {
             headers.remove(header::HOST);
             if self.te_trailers {
                 headers.insert(header::TE, HeaderValue::from_static("trailers"));
             }
-            let authority = Authority::try_from(host.as_bytes())
-                .map_err(|_| ProxyError::BadRequest("invalid host"))?;
-            let mut parts = uri.into_parts();
-            parts.authority = Some(authority);
-            uri = Uri::from_parts(parts)
-                .map_err(|_| ProxyError::BadRequest("request path cannot be forwarded"))?;
+            // The upstream URI already names the backend's own authority.
+            if let Some(host) = client_host {
+                let authority = Authority::try_from(host.as_bytes())
+                    .map_err(|_| ProxyError::BadRequest("invalid host"))?;
+                let mut parts = uri.into_parts();
+                parts.authority = Some(authority);
+                uri = Uri::from_parts(parts)
+                    .map_err(|_| ProxyError::BadRequest("request path cannot be forwarded"))?;
+            }
         } else {
-            headers.insert(header::HOST, host);
+            let host = client_host.unwrap_or(&backend.host_header);
+            headers.insert(header::HOST, host.clone());
         }
         let mut request = Request::new(body);
         *request.method_mut() = self.method.clone();
