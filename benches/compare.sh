@@ -17,29 +17,9 @@ THREADS=1
 PROXY_THREADS="${PROXY_THREADS:-1}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="$ROOT/target/release/strangler"
-WORK="$(mktemp -d)"
-PIDS=()
-
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-for tool in nginx haproxy wrk; do
-    command -v "$tool" >/dev/null || { echo "missing: $tool (apt-get install nginx-light haproxy wrk)" >&2; exit 1; }
-done
+source "$(dirname "$0")/lib.sh"
+need nginx haproxy wrk
 [ -x "$BIN" ] || { echo "missing: $BIN (cargo build --release)" >&2; exit 1; }
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 1 100); do
-        (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    echo "nothing listening on $1" >&2; exit 1
-}
 
 ORIGIN=$(free_port); NGINX=$(free_port); HAPROXY=$(free_port); STRANGLER=$(free_port); ADMIN=$(free_port)
 

@@ -12,50 +12,9 @@ set -euo pipefail
 A="$1"
 B="$2"
 N="${3:-2000}"
-WORK="$(mktemp -d)"
-PIDS=()
-
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-for tool in nginx valgrind callgrind_control; do
-    command -v "$tool" >/dev/null || { echo "missing: $tool (apt-get install nginx-light valgrind)" >&2; exit 1; }
-done
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 1 600); do
-        (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "nothing listening on $1" >&2; exit 1
-}
-
-ORIGIN=$(free_port)
-mkdir -p "$WORK/nginx"
-cat > "$WORK/nginx.conf" <<CONF
-worker_processes 1;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log crit;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $WORK/nginx; proxy_temp_path $WORK/nginx;
-    fastcgi_temp_path $WORK/nginx; uwsgi_temp_path $WORK/nginx; scgi_temp_path $WORK/nginx;
-    client_body_buffer_size 256k;
-    server {
-        listen 127.0.0.1:$ORIGIN;
-        location / { return 200 'hello from the origin\n'; }
-    }
-}
-CONF
-nginx -c "$WORK/nginx.conf" -g 'daemon off;' &
-PIDS+=($!)
-wait_port "$ORIGIN"
+source "$(dirname "$0")/lib.sh"
+need nginx valgrind callgrind_control
+start_origin
 
 # Sends exactly $4 requests ($2 $3, 100 KiB body for POST) on one connection.
 cat > "$WORK/client.py" <<'PY'
@@ -76,28 +35,7 @@ declare -A IR
 measure() { # name binary
     local port admin pid
     port=$(free_port); admin=$(free_port)
-    cat > "$WORK/$1.toml" <<CONF
-[server]
-listen = "127.0.0.1:$port"
-admin_listen = "127.0.0.1:$admin"
-workers = 1
-
-[backends.legacy]
-url = "http://127.0.0.1:$ORIGIN"
-
-[backends.new]
-url = "http://127.0.0.1:$ORIGIN"
-
-[[routes]]
-path = "/plain"
-weight = 100
-[routes.fallback]
-enabled = false
-
-[[routes]]
-path = "/fb"
-weight = 100
-CONF
+    fallback_routes_config "$port" "$admin" > "$WORK/$1.toml"
     RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$WORK/$1.%p.out" \
         "$2" run -c "$WORK/$1.toml" 2>"$WORK/$1.log" &
     pid=$!
