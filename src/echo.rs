@@ -37,6 +37,8 @@ pub async fn serve(listener: TcpListener, options: EchoOptions) {
     });
     let limits = Limits {
         header_read_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(60),
+        max_header_size: 64 << 10,
         max_connections: 10_000,
         shutdown_timeout: Duration::ZERO,
     };

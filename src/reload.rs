@@ -254,6 +254,11 @@ fn log_changes(old: &Config, new: &Config) {
             "max_connections",
             was.max_connections != now.max_connections,
         ),
+        (
+            "max_header_size",
+            was.max_header_size != now.max_header_size,
+        ),
+        ("idle_timeout", was.idle_timeout != now.idle_timeout),
         ("workers", was.workers != now.workers),
         (
             "shutdown_timeout",

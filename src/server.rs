@@ -15,11 +15,12 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower::{Service, ServiceBuilder};
 use tower_http::add_extension::AddExtensionLayer;
 use tracing::{debug, info, warn};
@@ -40,6 +41,10 @@ pub struct ClientTls;
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub header_read_timeout: Duration,
+    /// A connection with no request in flight this long is closed.
+    pub idle_timeout: Duration,
+    /// The largest request head accepted (431 past it).
+    pub max_header_size: u64,
     pub max_connections: usize,
     pub shutdown_timeout: Duration,
 }
@@ -48,6 +53,8 @@ impl From<&ServerConfig> for Limits {
     fn from(server: &ServerConfig) -> Limits {
         Limits {
             header_read_timeout: server.header_read_timeout,
+            idle_timeout: server.idle_timeout,
+            max_header_size: server.max_header_size,
             max_connections: server.max_connections,
             shutdown_timeout: server.shutdown_timeout,
         }
@@ -78,12 +85,12 @@ impl<S, B> HttpService<B> for S where
 
 /// What the listener needs of a response body.
 pub trait ResponseBody:
-    http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static
+    http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + Unpin + 'static
 {
 }
 
 impl<B> ResponseBody for B where
-    B: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static
+    B: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + Unpin + 'static
 {
 }
 
@@ -93,7 +100,10 @@ impl<B> ResponseBody for B where
 /// At most `limits.max_connections` connections are held at once; further
 /// clients wait in the kernel's accept queue. With `tls`, the handshake and
 /// the first request bytes must both arrive within
-/// `limits.header_read_timeout`, and requests carry [`ClientTls`].
+/// `limits.header_read_timeout`, and requests carry [`ClientTls`]. A
+/// connection with no request in flight for `limits.idle_timeout` is closed
+/// gracefully, whatever its protocol (an HTTP/2 client answering PINGs is
+/// idle too).
 pub async fn serve<S, B>(
     listener: TcpListener,
     service: S,
@@ -105,18 +115,9 @@ pub async fn serve<S, B>(
     B: ResponseBody,
 {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
-    // HTTP/2 has no header_read_timeout: pings find dead peers instead.
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Duration::from_secs(20))
-        .keep_alive_timeout(Duration::from_secs(20));
+    let draining = CancellationToken::new();
+    let connections = TaskTracker::new();
+    let builder = connection_builder(&limits);
     tokio::pin!(shutdown);
 
     loop {
@@ -145,20 +146,24 @@ pub async fn serve<S, B>(
             .option_layer(tls.is_some().then(|| AddExtensionLayer::new(ClientTls)))
             .service(service.clone());
         let builder = builder.clone();
-        let watcher = graceful.watcher();
+        let draining = draining.clone();
         let tls = tls.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             // hyper-util's protocol detection has no deadline of its own: a
             // client that sends nothing must not hold a connection slot.
             let deadline = tokio::time::Instant::now() + limits.header_read_timeout;
+            let client = Client {
+                peer,
+                deadline,
+                idle_timeout: limits.idle_timeout,
+                draining,
+            };
             match tls {
-                None => serve_client(stream, peer, deadline, &builder, service, watcher).await,
+                None => client.serve(stream, &builder, service).await,
                 Some(tls) => {
                     let handshake = tls.acceptor().accept(stream);
                     match tokio::time::timeout_at(deadline, handshake).await {
-                        Ok(Ok(stream)) => {
-                            serve_client(stream, peer, deadline, &builder, service, watcher).await;
-                        }
+                        Ok(Ok(stream)) => client.serve(stream, &builder, service).await,
                         Ok(Err(error)) => debug!(%peer, %error, "TLS handshake failed"),
                         Err(_) => {
                             debug!(%peer, "no TLS handshake within header_read_timeout; closing")
@@ -171,44 +176,203 @@ pub async fn serve<S, B>(
     }
 
     drop(listener);
+    connections.close();
     info!(
-        connections = graceful.count(),
+        connections = connections.len(),
         "stopped accepting, draining connections"
     );
+    draining.cancel();
     tokio::select! {
-        () = graceful.shutdown() => info!("all connections closed"),
+        () = connections.wait() => info!("all connections closed"),
         () = tokio::time::sleep(limits.shutdown_timeout) => {
             warn!("shutdown_timeout reached with connections still open");
         }
     }
 }
 
-/// Serves HTTP/1.1 or HTTP/2 on one client connection (plain or already past
-/// the TLS handshake) until it closes or the graceful shutdown ends it. The
-/// protocol is known from the first bytes, which must come by `deadline`.
-async fn serve_client<I, S, B>(
-    mut stream: I,
+/// The HTTP/1.1 + HTTP/2 connection builder for `limits`.
+fn connection_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // The read buffer, and so a request head, is bounded by max_header_size:
+    // hyper answers 431 when a head fills it (its floor is 8 KiB). Without
+    // this, hyper buffers up to about 400 KiB per connection.
+    let max_head = usize::try_from(limits.max_header_size).unwrap_or(usize::MAX);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(max_head.max(8 << 10));
+    // HTTP/2 has no header_read_timeout: pings find dead peers, and the idle
+    // timeout closes live ones that send nothing.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX))
+        .keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_timeout(Duration::from_secs(20));
+    builder
+}
+
+/// One accepted client connection.
+struct Client {
     peer: SocketAddr,
+    /// By when the first bytes must have come.
     deadline: tokio::time::Instant,
-    builder: &auto::Builder<TokioExecutor>,
-    service: S,
-    watcher: Watcher,
-) where
-    I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-    S: HttpService<B>,
+    idle_timeout: Duration,
+    /// Cancelled when the listener drains.
+    draining: CancellationToken,
+}
+
+impl Client {
+    /// Serves HTTP/1.1 or HTTP/2 on the connection (plain or already past the
+    /// TLS handshake) until it closes, it has been idle for `idle_timeout`, or
+    /// the listener drains. The protocol is known from the first bytes, which
+    /// must come by `deadline`.
+    async fn serve<I, S, B>(self, mut stream: I, builder: &auto::Builder<TokioExecutor>, service: S)
+    where
+        I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+        S: HttpService<B>,
+        B: ResponseBody,
+    {
+        let peer = self.peer;
+        let prefix = tokio::select! {
+            prefix = tokio::time::timeout_at(self.deadline, read_protocol_prefix(&mut stream)) => prefix,
+            () = self.draining.cancelled() => return,
+        };
+        let Ok(Ok(prefix)) = prefix else {
+            debug!(%peer, "no request within header_read_timeout; closing");
+            return;
+        };
+        let io = TokioIo::new(Rewind::new(prefix, stream));
+        let (activity, idle) = watch::channel(0usize);
+        let service = InFlight {
+            inner: service,
+            activity: Arc::new(activity),
+        };
+        let connection = builder.serve_connection_with_upgrades(io, TowerToHyperService::new(service));
+        tokio::pin!(connection);
+        let idle = idle_for(idle, self.idle_timeout);
+        tokio::pin!(idle);
+        let mut closing = false;
+        loop {
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(error) = result {
+                        debug!(%peer, error = %error, "connection closed with an error");
+                    }
+                    return;
+                }
+                () = &mut idle, if !closing => {
+                    debug!(%peer, "connection idle for idle_timeout; closing");
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+                () = self.draining.cancelled(), if !closing => {
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+        }
+    }
+}
+
+/// Completes once no request has been in flight on a connection for `timeout`.
+async fn idle_for(mut in_flight: watch::Receiver<usize>, timeout: Duration) {
+    loop {
+        let busy = *in_flight.borrow_and_update() > 0;
+        if busy {
+            if in_flight.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(timeout) => return,
+            changed = in_flight.changed() => if changed.is_err() {
+                return;
+            },
+        }
+    }
+}
+
+// === impl InFlight ===
+
+/// Counts a connection's requests in flight: from the call until the
+/// response body is dropped (sent whole, or abandoned).
+#[derive(Clone)]
+struct InFlight<S> {
+    inner: S,
+    activity: Arc<watch::Sender<usize>>,
+}
+
+/// One request in flight; its drop ends it.
+struct Busy(Arc<watch::Sender<usize>>);
+
+impl Busy {
+    fn new(activity: &Arc<watch::Sender<usize>>) -> Busy {
+        activity.send_modify(|n| *n += 1);
+        Busy(activity.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+impl<S, B> Service<Request<Incoming>> for InFlight<S>
+where
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible, Future: Send + 'static>,
     B: ResponseBody,
 {
-    let prefix = tokio::time::timeout_at(deadline, read_protocol_prefix(&mut stream)).await;
-    let Ok(Ok(prefix)) = prefix else {
-        debug!(%peer, "no request within header_read_timeout; closing");
-        return;
-    };
-    let io = TokioIo::new(Rewind::new(prefix, stream));
-    let connection = builder
-        .serve_connection_with_upgrades(io, TowerToHyperService::new(service))
-        .into_owned();
-    if let Err(error) = watcher.watch(connection).await {
-        debug!(%peer, error = %error, "connection closed with an error");
+    type Response = Response<Counted<B>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+        let busy = Busy::new(&self.activity);
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await?;
+            Ok(response.map(|inner| Counted { inner, _busy: busy }))
+        })
+    }
+}
+
+/// A response body that keeps its request counted as in flight.
+pub struct Counted<B> {
+    inner: B,
+    _busy: Busy,
+}
+
+impl<B> std::fmt::Debug for Counted<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Counted")
+    }
+}
+
+impl<B: ResponseBody> http_body::Body for Counted<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

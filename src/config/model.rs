@@ -80,7 +80,12 @@ pub struct ServerConfig {
     pub admin_token_env: Option<String>,
     pub debug_headers: bool,
     pub max_request_body: u64,
+    /// A request head (request line + headers) larger than this: 431.
+    pub max_header_size: u64,
     pub header_read_timeout: Duration,
+    /// A client connection with no request in flight for this long is closed
+    /// (HTTP/2 included, PINGs or not).
+    pub idle_timeout: Duration,
     pub max_connections: usize,
     /// 0: one worker per core.
     pub workers: usize,

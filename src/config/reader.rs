@@ -266,9 +266,18 @@ pub(super) fn duration(p: &mut Problems, v: &Value<'_>) -> Option<Duration> {
         _ => "durations are strings with a unit: \"250ms\", \"5s\", \"1m\", \"1h\"".to_owned(),
     };
     let s = expect_str(p, v, "a string like \"5s\"", &hint)?;
-    units::parse_duration(s)
+    let d = units::parse_duration(s)
         .map_err(|e| p.add(v.span().start, format!("invalid duration \"{s}\""), e))
-        .ok()
+        .ok()?;
+    if d > units::MAX_DURATION {
+        p.add(
+            v.span().start,
+            format!("duration \"{s}\" is out of range: at most 30 days"),
+            "use a duration of at most \"720h\" (30 days)",
+        );
+        return None;
+    }
+    Some(d)
 }
 
 /// Like [`duration`], but zero is refused (a timeout of zero would fail every request).

@@ -15,7 +15,9 @@ const SERVER_KEYS: &[&str] = &[
     "admin_token_env",
     "debug_headers",
     "max_request_body",
+    "max_header_size",
     "header_read_timeout",
+    "idle_timeout",
     "max_connections",
     "workers",
     "shutdown_timeout",
@@ -33,8 +35,14 @@ pub(super) fn read_server(p: &mut Problems, root: &Table<'_, '_>) -> ServerConfi
         admin_token_env: field(p, &t, "admin_token_env", admin_token_env).flatten(),
         debug_headers: field(p, &t, "debug_headers", expect_bool).unwrap_or(true),
         max_request_body: field(p, &t, "max_request_body", size).unwrap_or(10 << 20),
+        max_header_size: field(p, &t, "max_header_size", |p, v| {
+            size_in(p, v, MIN_HEADER_SIZE, MAX_HEADER_SIZE)
+        })
+        .unwrap_or(64 << 10),
         header_read_timeout: field(p, &t, "header_read_timeout", positive_duration)
             .unwrap_or(Duration::from_secs(10)),
+        idle_timeout: field(p, &t, "idle_timeout", positive_duration)
+            .unwrap_or(Duration::from_secs(60)),
         max_connections: field(p, &t, "max_connections", |p, v| {
             int_in(p, v, 1, i64::from(u32::MAX), connections_hint)
         })
@@ -53,6 +61,24 @@ pub(super) fn read_server(p: &mut Problems, root: &Table<'_, '_>) -> ServerConfi
             .unwrap_or(Duration::from_secs(30)),
         tls: read_tls(p, &t),
     }
+}
+
+/// Bounds of `max_header_size`: hyper's head buffer needs at least 8 KiB, and
+/// more than 1 MiB per connection is a memory lever for an attacker.
+const MIN_HEADER_SIZE: u64 = 8 << 10;
+const MAX_HEADER_SIZE: u64 = 1 << 20;
+
+fn size_in(p: &mut Problems, v: &Value<'_>, min: u64, max: u64) -> Option<u64> {
+    let n = size(p, v)?;
+    if !(min..=max).contains(&n) {
+        p.add(
+            v.span().start,
+            format!("size {n} is out of range"),
+            format!("write a size from {} KiB to {} KiB, like \"64KiB\"", min >> 10, max >> 10),
+        );
+        return None;
+    }
+    Some(n)
 }
 
 /// The name of an environment variable, `""` meaning none.

@@ -12,6 +12,11 @@
 
 use std::time::Duration;
 
+/// The longest duration a config may hold (SPEC §2: at most 30 days). Every
+/// timer of the proxy adds a configured duration to the clock; this bound keeps
+/// that addition far from overflowing `Instant`.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
 const DURATION_UNITS: &[(&str, u128)] = &[
     ("ns", 1),
     ("us", 1_000),
