@@ -38,9 +38,44 @@ pub(crate) fn client_host(uri: &http::Uri, headers: &HeaderMap) -> Option<Header
     }
 }
 
-/// Whether this is an HTTP/1.1 upgrade request (`Connection: upgrade` plus `Upgrade`).
+/// Whether this is an HTTP/1.1 WebSocket upgrade request (`Connection:
+/// upgrade` plus `Upgrade: websocket`). Any other protocol (`h2c` above all)
+/// is not an upgrade: its `Upgrade` header is dropped like any hop-by-hop one,
+/// since a backend could not switch to it through the proxy anyway.
 pub(crate) fn is_upgrade_request(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE) && connection_has(headers, "upgrade")
+    upgrades_to_websocket(headers) && connection_has(headers, "upgrade")
+}
+
+/// Whether `headers` carry exactly one `Upgrade`, naming `websocket` alone
+/// (case-insensitive): what a request may ask for and a 101 must answer.
+pub(crate) fn upgrades_to_websocket(headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all(header::UPGRADE).iter();
+    match (values.next(), values.next()) {
+        (Some(value), None) => value
+            .to_str()
+            .is_ok_and(|v| v.trim().eq_ignore_ascii_case("websocket")),
+        _ => false,
+    }
+}
+
+/// Joins the `Cookie` crumbs an HTTP/2 client may send as several fields
+/// into one, with `"; "` (RFC 9113 §8.2.3): an HTTP/1.1 backend must get one
+/// `Cookie` line.
+pub(crate) fn join_cookies(headers: &mut HeaderMap) {
+    let mut crumbs = headers.get_all(header::COOKIE).iter();
+    if crumbs.next().is_none() || crumbs.next().is_none() {
+        return;
+    }
+    let mut joined = Vec::new();
+    for crumb in headers.get_all(header::COOKIE) {
+        if !joined.is_empty() {
+            joined.extend_from_slice(b"; ");
+        }
+        joined.extend_from_slice(crumb.as_bytes());
+    }
+    if let Ok(joined) = HeaderValue::from_bytes(&joined) {
+        headers.insert(header::COOKIE, joined);
+    }
 }
 
 /// Whether any `Connection` header lists `token` (case-insensitive).
@@ -207,6 +242,29 @@ mod tests {
         assert_eq!(h["connection"], "upgrade");
         assert_eq!(h["upgrade"], "websocket");
         assert!(!is_upgrade_request(&map(&[("upgrade", "websocket")])));
+    }
+
+    #[test]
+    fn only_websocket_is_an_upgrade() {
+        let upgrade = |value: &str| map(&[("connection", "upgrade"), ("upgrade", value)]);
+        assert!(is_upgrade_request(&upgrade("WebSocket")));
+        assert!(!is_upgrade_request(&upgrade("h2c")));
+        assert!(!is_upgrade_request(&upgrade("websocket, h2c")));
+        let mut h = upgrade("h2c");
+        let keep = is_upgrade_request(&h);
+        remove_hop_by_hop(&mut h, keep);
+        assert!(h.is_empty(), "{h:?}");
+    }
+
+    #[test]
+    fn cookie_crumbs_are_joined() {
+        let mut h = map(&[("cookie", "a=1"), ("cookie", "b=2"), ("cookie", "c=3")]);
+        join_cookies(&mut h);
+        assert_eq!(h.get_all("cookie").iter().count(), 1);
+        assert_eq!(h["cookie"], "a=1; b=2; c=3");
+        let mut one = map(&[("cookie", "a=1")]);
+        join_cookies(&mut one);
+        assert_eq!(one["cookie"], "a=1");
     }
 
     #[test]

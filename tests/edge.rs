@@ -161,3 +161,240 @@ async fn idle_http1_keep_alive_connections_are_closed() {
     read_until_closed(&mut stream).await;
     assert_eq!(legacy.count(), 1);
 }
+
+// === a scripted raw backend ===
+
+/// What a [`Scripted`] backend received on its connections.
+#[derive(Default)]
+struct Received {
+    /// Each request head, as sent on the wire.
+    heads: Vec<String>,
+    /// Bytes that came after a head on the same connection (body, tunnel
+    /// traffic, smuggled requests).
+    after: Vec<u8>,
+    /// Connections that the proxy closed.
+    closed: usize,
+}
+
+/// A raw backend that reads one request head per connection, answers it with
+/// fixed bytes, then records whatever else arrives until the proxy closes.
+struct Scripted {
+    raw: support::RawBackend,
+    received: std::sync::Arc<std::sync::Mutex<Received>>,
+}
+
+impl Scripted {
+    async fn start(answer: &'static [u8]) -> Scripted {
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Received::default()));
+        let record = received.clone();
+        let raw = support::RawBackend::start(move |mut stream| {
+            let record = record.clone();
+            async move {
+                let mut all = Vec::new();
+                let mut buf = [0u8; 4096];
+                let mut answered = false;
+                loop {
+                    if !answered && let Some(end) = find(&all, b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&all[..end + 4]).into_owned();
+                        let rest = all.split_off(end + 4);
+                        all.clear();
+                        {
+                            let mut r = record.lock().unwrap();
+                            r.heads.push(head);
+                            r.after.extend_from_slice(&rest);
+                        }
+                        answered = true;
+                        if stream.write_all(answer).await.is_err() {
+                            break;
+                        }
+                    }
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) if answered => record.lock().unwrap().after.extend_from_slice(&buf[..n]),
+                        Ok(n) => all.extend_from_slice(&buf[..n]),
+                    }
+                }
+                record.lock().unwrap().closed += 1;
+            }
+        })
+        .await;
+        Scripted { raw, received }
+    }
+
+    fn url(&self) -> String {
+        self.raw.url()
+    }
+
+    fn heads(&self) -> Vec<String> {
+        self.received.lock().unwrap().heads.clone()
+    }
+
+    fn after(&self) -> Vec<u8> {
+        self.received.lock().unwrap().after.clone()
+    }
+
+    async fn wait_closed(&self, connections: usize) {
+        let received = self.received.clone();
+        support::eventually(DEADLINE, "the backend connection is closed", move || {
+            let received = received.clone();
+            async move { received.lock().unwrap().closed >= connections }
+        })
+        .await;
+    }
+}
+
+// === upgrades ===
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_upgrade_is_not_forwarded_and_an_unasked_101_is_a_502() {
+    let backend =
+        Scripted::start(b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: h2c\r\n\r\n")
+            .await;
+    let fine = TestBackend::start("fine").await;
+    let proxy = TestProxy::start(&config_with(&fine.url(), &fine.url(), &format!(
+        "[backends.sloppy]\nurl = \"{}\"\n\n[[routes]]\npath = \"/up\"\nlegacy = \"sloppy\"\n",
+        backend.url()
+    )))
+    .await;
+    let mut client = TcpStream::connect(proxy.addr).await.unwrap();
+    client
+        .write_all(
+            b"GET /up HTTP/1.1\r\nhost: a.test\r\nconnection: Upgrade, HTTP2-Settings\r\n\
+              upgrade: h2c\r\nhttp2-settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let answer = read_response(&mut client).await;
+    assert_eq!(status_of(&answer), 502, "{answer}");
+    // What would be smuggled through a tunnel, had there been one.
+    let _ = client
+        .write_all(b"GET /internal/admin HTTP/1.1\r\nhost: a.test\r\nx-forwarded-for: 1.2.3.4\r\n\r\n")
+        .await;
+    backend.wait_closed(1).await;
+    let heads = backend.heads();
+    assert_eq!(heads.len(), 1, "{heads:?}");
+    let head = heads[0].to_lowercase();
+    assert!(!head.contains("upgrade"), "h2c upgrade forwarded: {head}");
+    assert!(!head.contains("http2-settings"), "{head}");
+    assert!(backend.after().is_empty(), "bytes reached the backend raw");
+    still_serves(&proxy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_101_naming_another_protocol_is_a_502_and_nothing_is_tunnelled() {
+    let backend =
+        Scripted::start(b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: h2c\r\n\r\n")
+            .await;
+    let fine = TestBackend::start("fine").await;
+    let proxy = TestProxy::start(&config_with(&fine.url(), &fine.url(), &format!(
+        "[backends.sloppy]\nurl = \"{}\"\n\n[[routes]]\npath = \"/ws\"\nlegacy = \"sloppy\"\n",
+        backend.url()
+    )))
+    .await;
+    let mut client = TcpStream::connect(proxy.addr).await.unwrap();
+    client
+        .write_all(
+            b"GET /ws HTTP/1.1\r\nhost: a.test\r\nconnection: upgrade\r\nupgrade: websocket\r\n\
+              sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let answer = read_response(&mut client).await;
+    assert_eq!(status_of(&answer), 502, "{answer}");
+    let _ = client
+        .write_all(b"GET /internal/admin HTTP/1.1\r\nhost: a.test\r\n\r\n")
+        .await;
+    backend.wait_closed(1).await;
+    let heads = backend.heads();
+    assert_eq!(heads.len(), 1, "{heads:?}");
+    assert!(heads[0].to_lowercase().contains("upgrade: websocket"));
+    assert!(backend.after().is_empty(), "bytes reached the backend raw");
+    still_serves(&proxy).await;
+}
+
+// === response framing ===
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_with_te_and_cl_is_forwarded_without_its_content_length() {
+    let backend = Scripted::start(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    )
+    .await;
+    let proxy = TestProxy::start(&config_with(&backend.url(), &backend.url(), "")).await;
+    let answer = get(&proxy.url("/framing")).await;
+    assert_eq!(answer.status, 200);
+    assert_ne!(answer.header("content-length"), Some("3"));
+    assert_eq!(answer.text(), "hello");
+    assert_eq!(backend.heads().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_with_two_content_lengths_is_a_502() {
+    let backend =
+        Scripted::start(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-length: 5\r\n\r\nhello").await;
+    let fine = TestBackend::start("fine").await;
+    let proxy = TestProxy::start(&config_with(&fine.url(), &fine.url(), &format!(
+        "[backends.sloppy]\nurl = \"{}\"\n\n[[routes]]\npath = \"/two\"\nlegacy = \"sloppy\"\n",
+        backend.url()
+    )))
+    .await;
+    let answer = get(&proxy.url("/two")).await;
+    assert_eq!(answer.status, 502);
+    still_serves(&proxy).await;
+}
+
+// === Host ===
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_hosts_and_targets_are_400_and_never_forwarded() {
+    let legacy = TestBackend::start("legacy").await;
+    let proxy = TestProxy::start(&config_with(&legacy.url(), &legacy.url(), "")).await;
+    let cases: &[&[u8]] = &[
+        b"GET / HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nhost: a.test\r\nhost: b.test\r\n\r\n",
+        b"GET / HTTP/1.1\r\nhost: a.test evil\r\n\r\n",
+        b"GET / HTTP/1.1\r\nhost: user@evil.test\r\n\r\n",
+        b"GET / HTTP/1.1\r\nhost: evil.test/x?y\r\n\r\n",
+        b"GET / HTTP/1.1\r\nhost: a.test:port\r\n\r\n",
+        b"GET http://user@a.test/ HTTP/1.1\r\nhost: a.test\r\n\r\n",
+        b"GET ftp://a.test/ HTTP/1.1\r\nhost: a.test\r\n\r\n",
+        b"GET /a%00b HTTP/1.1\r\nhost: a.test\r\n\r\n",
+        b"GET /a?x=%00 HTTP/1.1\r\nhost: a.test\r\n\r\n",
+    ];
+    for raw in cases {
+        let answer = raw_exchange(proxy.addr, raw).await;
+        let shown = String::from_utf8_lossy(raw);
+        assert_eq!(status_of(&answer), 400, "{shown}: {answer}");
+        let lower = answer.to_lowercase();
+        assert!(lower.contains("\"error\""), "{shown}: {answer}");
+        assert!(!lower.contains("x-strangler-backend"), "{shown}: {answer}");
+    }
+    assert_eq!(legacy.count(), 0, "a bad request reached the backend");
+    // HTTP/1.0 needs no Host; a good one passes.
+    assert_eq!(status_of(&raw_exchange(proxy.addr, b"GET / HTTP/1.0\r\n\r\n").await), 200);
+    let ok = raw_exchange(proxy.addr, b"GET http://a.test/ HTTP/1.1\r\nhost: a.test\r\n\r\n").await;
+    assert_eq!(status_of(&ok), 200);
+    assert_eq!(legacy.count(), 2);
+}
+
+// === HTTP/2 to HTTP/1.1 ===
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookie_crumbs_from_h2_reach_an_http1_backend_joined() {
+    let legacy = TestBackend::start("legacy").await;
+    let proxy = TestProxy::start(&config_with(&legacy.url(), &legacy.url(), "")).await;
+    let (client, _connection) = h2_connect(proxy.addr).await;
+    let mut client = timeout(DEADLINE, client.ready()).await.unwrap().unwrap();
+    let request = http::Request::get(format!("http://{}/c", proxy.addr))
+        .header("cookie", "a=1")
+        .header("cookie", "b=2")
+        .header("cookie", "c=3")
+        .body(())
+        .unwrap();
+    let (response, _) = client.send_request(request, true).unwrap();
+    let response = timeout(DEADLINE, response).await.unwrap().unwrap();
+    assert_eq!(response.status(), 200);
+    let seen = legacy.last();
+    let cookies: Vec<_> = seen.headers.get_all("cookie").iter().collect();
+    assert_eq!(cookies, ["a=1; b=2; c=3"]);
+}

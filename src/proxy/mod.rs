@@ -150,8 +150,9 @@ async fn handle(
         exchange.attempts = forwarded.attempts;
         forwarded.result
     });
+    let answer = answer.and_then(|response| finish_response(response, upgrade, &shared.tunnels));
     let mut response = match answer {
-        Ok(response) => finish_response(response, upgrade, &shared.tunnels),
+        Ok(response) => response,
         Err(error) => {
             debug!(
                 route = snapshot.handles(exchange.route).label.as_str(),

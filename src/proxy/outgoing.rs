@@ -58,6 +58,7 @@ impl<'a> Outgoing<'a> {
         } = parts;
         let te_trailers = headers::wants_trailers(&headers);
         headers::remove_hop_by_hop(&mut headers, routed.upgrade);
+        headers::join_cookies(&mut headers);
         let proto = if extensions.get::<ClientTls>().is_some() {
             "https"
         } else {
