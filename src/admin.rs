@@ -102,9 +102,11 @@ impl Admin {
         let Some(var) = &snapshot.config.server.admin_token_env else {
             return true;
         };
+        // A configured token never fails open: with the variable unset or
+        // empty (say, after a reload named a new one), nothing is authorized.
         let token = match std::env::var(var) {
             Ok(token) if !token.is_empty() => token,
-            _ => return true,
+            _ => return false,
         };
         let presented = authorization
             .map(HeaderValue::as_bytes)

@@ -227,6 +227,15 @@ async fn wait_for(mut stopped: watch::Receiver<bool>) {
 
 /// `strangler run`: serves until SIGTERM or SIGINT, then drains and returns.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    // SPEC §2: a configured admin token never fails open.
+    if let Some(var) = &config.server.admin_token_env
+        && std::env::var(var).map_or(true, |token| token.is_empty())
+    {
+        anyhow::bail!(
+            "server.admin_token_env names {var}, which is unset or empty: refusing to start \
+             with an open admin API (set {var}, or remove admin_token_env)"
+        );
+    }
     let listen = config.server.listen;
     let admin_listen = config.server.admin_listen;
     let proxy = TcpListener::bind(listen)

@@ -758,10 +758,11 @@ async fn admin_token_guards_everything_but_health() {
     assert!(proxy.exited().is_none());
 }
 
-/// Without the variable set, the admin API is open even though
-/// `admin_token_env` names one.
+/// Without the variable set, the admin API fails closed (SPEC §2): `run`
+/// refuses to start (tests/edge.rs), and a proxy that got there anyway (a
+/// reload naming a new variable) refuses every guarded endpoint.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admin_token_env_unset_leaves_the_api_open() {
+async fn admin_token_env_unset_fails_closed() {
     let legacy = TestBackend::start("legacy").await;
     let new = TestBackend::start("new").await;
     let var = format!("STRANGLER_TEST_TOKEN_UNSET_{}", std::process::id());
@@ -769,8 +770,9 @@ async fn admin_token_env_unset_leaves_the_api_open() {
     let server = format!("admin_token_env = \"{var}\"");
     let text = config_with_server(&server, &legacy.url(), &new.url(), "");
     let proxy = TestProxy::start(&text).await;
-    assert_eq!(get(&proxy.admin_url("/config")).await.status, 200);
-    assert_eq!(post(&proxy.admin_url("/reload")).await.status, 200);
+    assert_eq!(get(&proxy.admin_url("/config")).await.status, 401);
+    assert_eq!(post(&proxy.admin_url("/reload")).await.status, 401);
+    assert_eq!(get(&proxy.admin_url("/healthz")).await.status, 200);
 }
 
 // === request ids on admin errors ===

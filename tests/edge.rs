@@ -398,3 +398,54 @@ async fn cookie_crumbs_from_h2_reach_an_http1_backend_joined() {
     let cookies: Vec<_> = seen.headers.get_all("cookie").iter().collect();
     assert_eq!(cookies, ["a=1; b=2; c=3"]);
 }
+
+// === admin token ===
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_refuses_to_start_when_the_admin_token_variable_is_unset_or_empty() {
+    let var = format!("STRANGLER_EDGE_TOKEN_{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("strangler.toml");
+    let text = config_with_server(
+        &format!("admin_token_env = \"{var}\""),
+        "http://127.0.0.1:1",
+        "http://127.0.0.1:1",
+        "",
+    );
+    std::fs::write(&path, text).unwrap();
+    for value in [None, Some("")] {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_strangler"));
+        command.arg("run").arg("-c").arg(&path).env_remove(&var);
+        if let Some(value) = value {
+            command.env(&var, value);
+        }
+        let output = timeout(DEADLINE, tokio::task::spawn_blocking(move || command.output()))
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert!(!output.status.success(), "{value:?}: started with an open admin API");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(&var), "{value:?}: the error does not name {var}: {stderr}");
+    }
+}
+
+// === config bounds ===
+
+#[test]
+fn durations_over_30_days_are_refused_with_their_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("strangler.toml");
+    std::fs::write(
+        &path,
+        "[server]\nheader_read_timeout = \"5000000000000000h\"\nshutdown_timeout = \"721h\"\n\
+         idle_timeout = \"720h\"\n\n[backends.legacy]\nurl = \"http://127.0.0.1:1\"\ntimeout = \"99999999h\"\n",
+    )
+    .unwrap();
+    let errors = strangler::config::load(&path).unwrap_err().to_string();
+    assert!(errors.contains("strangler.toml:2:23: duration \"5000000000000000h\" is out of range"), "{errors}");
+    assert!(errors.contains("strangler.toml:3:20: duration \"721h\" is out of range"), "{errors}");
+    assert!(errors.contains("strangler.toml:8:11: duration \"99999999h\" is out of range"), "{errors}");
+    // 30 days itself is fine.
+    assert!(!errors.contains(":4:"), "{errors}");
+}
