@@ -418,10 +418,22 @@ impl TestService {
     /// Sends `request` (its URI a path, such as `/api/x?q=1`) through a clone
     /// of the service and reads the whole answer, within [`DEADLINE`]. The
     /// future owns what it needs, so it can be spawned.
+    ///
+    /// An HTTP/1.1 request without a Host (which the proxy refuses, as
+    /// every real client sends one) gets `host: test.invalid`.
     pub fn send(
         &self,
-        request: Request<Full<Bytes>>,
+        mut request: Request<Full<Bytes>>,
     ) -> impl Future<Output = Answer> + Send + use<> {
+        if request.version() == http::Version::HTTP_11
+            && request.uri().authority().is_none()
+            && !request.headers().contains_key(http::header::HOST)
+        {
+            request.headers_mut().insert(
+                http::header::HOST,
+                http::HeaderValue::from_static("test.invalid"),
+            );
+        }
         let service = self.service.clone();
         async move {
             let response = tokio::time::timeout(DEADLINE, service.oneshot(request))
