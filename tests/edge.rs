@@ -449,3 +449,111 @@ fn durations_over_30_days_are_refused_with_their_line_and_column() {
     // 30 days itself is fine.
     assert!(!errors.contains(":4:"), "{errors}");
 }
+
+// === memory ===
+
+/// The resident set of process `pid`, in KiB, from `/proc/PID/status`.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Open file descriptors of process `pid`.
+fn fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
+}
+
+/// 300 connections each send a PUT head declaring 1 MiB to a fallback route
+/// (about 20 KB in all) and nothing more. Copy memory is reserved as bytes
+/// arrive: the proxy's RSS stays flat, and the copy budget (256 MiB, less
+/// than the 300 MiB declared) is still there for a legitimate PUT, which
+/// falls back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_only_requests_cannot_pin_copy_memory() {
+    const HEADS: usize = 300;
+    let legacy = TestBackend::start("legacy").await;
+    let new = TestBackend::answering("new", "down", |_| 503).await;
+    let backends = support::backends_with(
+        &legacy.url(),
+        &new.url(),
+        "[[routes]]\npath = \"/up\"\nweight = 100\n",
+    );
+    let proxy = support::Binary::start("", &backends).await;
+    let pid = proxy.pid();
+    let url = proxy.url("/up");
+    let put = |body: &'static [u8]| support::send_body("PUT", &url, body);
+    assert_eq!(put(&[b'x'; 1024]).await.status, 200);
+    let before = rss_kib(pid);
+
+    let mut held = Vec::new();
+    for _ in 0..HEADS {
+        let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+        stream
+            .write_all(b"PUT /up HTTP/1.1\r\nhost: a.test\r\ncontent-length: 1048576\r\n\r\nx")
+            .await
+            .unwrap();
+        held.push(stream);
+    }
+    // Every head has reached new: the proxy holds all of them now.
+    support::eventually(DEADLINE, "every head reached new", || async {
+        new.connection_count() >= HEADS
+    })
+    .await;
+    let during = rss_kib(pid);
+    let answer = put(&[b'y'; 1024]).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.header("x-strangler-fallback"), Some("status-503"));
+    assert_eq!(answer.text(), "legacy");
+    let grown = during.saturating_sub(before);
+    eprintln!("RSS before {before} KiB, with {HEADS} head-only PUTs {during} KiB (+{grown} KiB)");
+    assert!(
+        grown < 48 * 1024,
+        "RSS grew by {grown} KiB for {HEADS} heads declaring 1 MiB each"
+    );
+    drop(held);
+}
+
+/// 2,000 connections that send nothing, opened then dropped: the proxy
+/// serves, and its RSS and file descriptors come back near where they started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_idle_connections_opened_and_dropped() {
+    const CONNECTIONS: usize = 2_000;
+    let legacy = TestBackend::start("legacy").await;
+    let backends = support::backends_with(&legacy.url(), &legacy.url(), "");
+    let proxy = support::Binary::start("", &backends).await;
+    let pid = proxy.pid();
+    assert_eq!(get(&proxy.url("/warm")).await.status, 200);
+    let (rss_before, fds_before) = (rss_kib(pid), fds(pid));
+
+    let mut idle = Vec::with_capacity(CONNECTIONS);
+    for _ in 0..CONNECTIONS {
+        idle.push(TcpStream::connect(proxy.addr).await.unwrap());
+    }
+    support::eventually(DEADLINE, "the proxy accepted every connection", || async {
+        // Give or take a pooled backend connection.
+        fds(pid) + 5 >= fds_before + CONNECTIONS
+    })
+    .await;
+    let rss_peak = rss_kib(pid);
+    // Meanwhile it serves.
+    assert_eq!(get(&proxy.url("/during")).await.status, 200);
+    drop(idle);
+    support::eventually(DEADLINE, "the proxy closed every connection", || async {
+        fds(pid) <= fds_before + 2
+    })
+    .await;
+    assert_eq!(get(&proxy.url("/after")).await.status, 200);
+    eprintln!(
+        "RSS before {rss_before} KiB, with {CONNECTIONS} idle connections {rss_peak} KiB, after {} KiB",
+        rss_kib(pid)
+    );
+    // The allocator gives freed pages back to the system in its own time.
+    support::eventually(DEADLINE, "RSS is back near its start", || async {
+        rss_kib(pid) < rss_before + 16 * 1024
+    })
+    .await;
+}

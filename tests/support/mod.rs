@@ -755,6 +755,11 @@ impl Binary {
         format!("http://{}{}", self.admin, path)
     }
 
+    /// The process id, for reading `/proc/PID/status`.
+    pub fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+
     /// What the process has logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
