@@ -14,6 +14,10 @@ pub(crate) enum ProxyError {
     PayloadTooLarge,
     /// The client stopped sending its request body.
     RequestTimeout,
+    /// The client closed its connection before its request body was whole:
+    /// nobody reads the answer. Counted as 499 (nginx's "client closed
+    /// request"), with no backend, apart from the backends' failures.
+    ClientGone,
     /// The backend could not be reached: nothing was sent.
     Unreachable,
     /// The exchange with the backend broke after the request was sent.
@@ -31,6 +35,7 @@ impl ProxyError {
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::ClientGone => CLIENT_CLOSED_REQUEST,
             ProxyError::Unreachable | ProxyError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ProxyError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -43,6 +48,7 @@ impl ProxyError {
             ProxyError::BadRequest(why) => why,
             ProxyError::PayloadTooLarge => "request body too large",
             ProxyError::RequestTimeout => "request body not received in time",
+            ProxyError::ClientGone => "client closed the request",
             ProxyError::Unreachable => "backend unreachable",
             ProxyError::BadGateway(why) => why,
             ProxyError::GatewayTimeout => "backend timed out",
@@ -57,6 +63,8 @@ impl ProxyError {
             ProxyError::PayloadTooLarge
         } else if caused_by::<crate::body::BodyStalled>(error) {
             ProxyError::RequestTimeout
+        } else if client_went_away(error) {
+            ProxyError::ClientGone
         } else {
             ProxyError::BadRequest("client request body failed")
         }
@@ -79,6 +87,37 @@ pub(crate) fn json_error(
         status,
         &serde_json::json!({ "error": message, "request_id": request_id }),
     )
+}
+
+/// Not a standard status: nginx's, for a client that went away first.
+const CLIENT_CLOSED_REQUEST: StatusCode = match StatusCode::from_u16(499) {
+    Ok(status) => status,
+    Err(_) => StatusCode::BAD_REQUEST,
+};
+
+/// Whether the client's connection ended before its body was whole (as
+/// opposed to a malformed body, which is the client's fault: 400).
+fn client_went_away(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if let Some(hyper) = e.downcast_ref::<hyper::Error>()
+            && (hyper.is_incomplete_message() || hyper.is_canceled() || hyper.is_closed())
+        {
+            return true;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
+            )
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// Whether `error`, or any error it was caused by, is a body over its limit.

@@ -557,3 +557,197 @@ async fn two_thousand_idle_connections_opened_and_dropped() {
     })
     .await;
 }
+
+// === request smuggling ===
+
+/// Each classic smuggling form, followed in the same write by a request that
+/// must never reach the backend as its own (`/smuggled`). Expected: what the
+/// client gets (status lines in order) and exactly what the backend got
+/// (method, path, body length). The proxy re-frames every request it
+/// forwards, so the backend can never read the bytes differently from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smuggling_attempts_reach_the_backend_as_intended_or_not_at_all() {
+    type Case = (&'static str, &'static [u8], &'static [&'static str], &'static [(&'static str, &'static str, usize)]);
+    const SMUGGLED: &str = "GET /smuggled HTTP/1.1\r\nhost: a.test\r\n\r\n";
+    let legacy = TestBackend::start("legacy").await;
+    let proxy = TestProxy::start(&config_with(&legacy.url(), &legacy.url(), "")).await;
+    let cases: &[Case] = &[
+        // Transfer-Encoding wins (RFC 9112 §6.3) and the connection closes
+        // after the answer: what follows is never read as a request.
+        (
+            "CL+TE",
+            b"POST /a HTTP/1.1\r\nhost: a.test\r\ncontent-length: 40\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a.test\r\n\r\n",
+            &["200"],
+            &[("POST", "/a", 0)],
+        ),
+        (
+            "two Content-Lengths",
+            b"POST /a HTTP/1.1\r\nhost: a.test\r\ncontent-length: 5\r\ncontent-length: 40\r\n\r\nhelloGET /smuggled HTTP/1.1\r\nhost: a.test\r\n\r\n",
+            &["400"],
+            &[],
+        ),
+        (
+            "Content-Length: +5",
+            b"POST /a HTTP/1.1\r\nhost: a.test\r\ncontent-length: +5\r\n\r\nhelloGET /smuggled HTTP/1.1\r\nhost: a.test\r\n\r\n",
+            &["400"],
+            &[],
+        ),
+        (
+            "obs-fold",
+            b"GET /a HTTP/1.1\r\nhost: a.test\r\nx-foo: a\r\n transfer-encoding: chunked\r\n\r\n",
+            &["400"],
+            &[],
+        ),
+        (
+            "space before colon",
+            b"POST /a HTTP/1.1\r\nhost: a.test\r\ntransfer-encoding : chunked\r\ncontent-length: 5\r\n\r\nhello",
+            &["400"],
+            &[],
+        ),
+        // A bare LF ends lines as CRLF does (RFC 9112 §2.2 allows it); the
+        // request is re-framed on its way, so nothing can hide in it.
+        (
+            "bare LF",
+            b"GET /a HTTP/1.1\nhost: a.test\n\n",
+            &["200"],
+            &[("GET", "/a", 0)],
+        ),
+        (
+            "invalid chunk size",
+            b"POST /a HTTP/1.1\r\nhost: a.test\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a.test\r\n\r\n",
+            &["400"],
+            &[],
+        ),
+        (
+            "chunk size overflow",
+            b"POST /a HTTP/1.1\r\nhost: a.test\r\ntransfer-encoding: chunked\r\n\r\n10000000000000005\r\nhello\r\n0\r\n\r\n",
+            &["400"],
+            &[],
+        ),
+        // Extensions are dropped: the backend gets the 5 bytes, framed anew.
+        (
+            "chunk extension",
+            b"POST /a HTTP/1.1\r\nhost: a.test\r\ntransfer-encoding: chunked\r\n\r\n5;ext=\"0\\r\\n\\r\\n\"\r\nhello\r\n0\r\n\r\n",
+            &["200"],
+            &[("POST", "/a", 5)],
+        ),
+        (
+            "Transfer-Encoding not ending in chunked",
+            b"POST /a HTTP/1.1\r\nhost: a.test\r\ntransfer-encoding: chunked, identity\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            &["400"],
+            &[],
+        ),
+        (
+            "Transfer-Encoding: xchunked",
+            b"POST /a HTTP/1.1\r\nhost: a.test\r\ntransfer-encoding: xchunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            &["400"],
+            &[],
+        ),
+    ];
+    assert!(SMUGGLED.contains("/smuggled"));
+    for (name, raw, statuses, expected) in cases {
+        let before = legacy.count();
+        let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+        stream.write_all(raw).await.unwrap();
+        let all = String::from_utf8_lossy(&read_until_closed_or(&mut stream).await).into_owned();
+        let got: Vec<_> = all
+            .match_indices("HTTP/1.1 ")
+            .map(|(i, _)| &all[i + 9..i + 12])
+            .collect();
+        assert_eq!(&got, statuses, "{name}: {all}");
+        assert!(!all.to_lowercase().contains("x-strangler-backend") || statuses == &["200"], "{name}: {all}");
+        still_serves(&proxy).await;
+        let seen: Vec<_> = legacy.seen.all()[before..]
+            .iter()
+            .filter(|s| s.uri != "/still-serving")
+            .map(|s| (s.method.to_string(), s.uri.clone(), s.body_len))
+            .collect();
+        let expected: Vec<_> = expected
+            .iter()
+            .map(|(m, p, n)| (m.to_string(), p.to_string(), *n))
+            .collect();
+        assert_eq!(seen, expected, "{name}: the backend got something else");
+    }
+}
+
+/// Reads until the peer closes, or for at most 2 s (a kept-alive connection).
+async fn read_until_closed_or(stream: &mut TcpStream) -> Vec<u8> {
+    let mut all = Vec::new();
+    let _ = timeout(Duration::from_secs(2), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => all.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    all
+}
+
+// === client faults ===
+
+/// The value of the metric line `series` (labels included) in `text`.
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// A malformed body is the client's fault: 400, `backend="none"`, no
+/// `x-strangler-backend`, even on a fallback route. A client that goes away
+/// mid-upload is counted apart (499, `backend="none"`), never as a 502 of a
+/// backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_faults_are_not_blamed_on_a_backend() {
+    let legacy = TestBackend::start("legacy").await;
+    let new = TestBackend::start("new").await;
+    let proxy = TestProxy::start(&config_with(
+        &legacy.url(),
+        &new.url(),
+        "[[routes]]\nname = \"up\"\npath = \"/up\"\nweight = 100\n",
+    ))
+    .await;
+
+    let malformed = raw_exchange(
+        proxy.addr,
+        b"PUT /up HTTP/1.1\r\nhost: a.test\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n",
+    )
+    .await;
+    assert_eq!(status_of(&malformed), 400, "{malformed}");
+    assert!(!malformed.to_lowercase().contains("x-strangler-backend"), "{malformed}");
+    assert!(malformed.contains("\"error\""), "{malformed}");
+
+    let mut gone = TcpStream::connect(proxy.addr).await.unwrap();
+    gone.write_all(b"PUT /up HTTP/1.1\r\nhost: a.test\r\ncontent-length: 100\r\n\r\n0123456789")
+        .await
+        .unwrap();
+    // The head reached new before the client left.
+    support::eventually(DEADLINE, "the upload reached new", || async {
+        new.connection_count() > 0
+    })
+    .await;
+    drop(gone);
+
+    let metrics_url = proxy.admin_url("/metrics");
+    support::eventually(DEADLINE, "the client that left is counted", || {
+        let url = metrics_url.clone();
+        async move {
+            let text = get(&url).await.text();
+            metric(&text, r#"strangler_requests_total{route="up",backend="none",code="499"}"#) == Some(1.0)
+        }
+    })
+    .await;
+    let text = get(&metrics_url).await.text();
+    assert_eq!(
+        metric(&text, r#"strangler_requests_total{route="up",backend="none",code="400"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(
+        !text.lines().any(|l| l.starts_with("strangler_requests_total") && l.contains("code=\"502\"")),
+        "a client fault was counted as a 502: {text}"
+    );
+    still_serves(&proxy).await;
+}
