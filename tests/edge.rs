@@ -751,3 +751,88 @@ async fn client_faults_are_not_blamed_on_a_backend() {
     );
     still_serves(&proxy).await;
 }
+
+// === HTTP/2 floods ===
+
+/// Rapid reset (CVE-2023-44487): streams opened and reset at once, in bulk.
+/// The proxy keeps serving others, and the backend gets at most one request
+/// per stream opened (none of them twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_rapid_reset_leaves_the_proxy_serving() {
+    const STREAMS: usize = 2_000;
+    let legacy = TestBackend::start("legacy").await;
+    let proxy = TestProxy::start(&config_with(&legacy.url(), &legacy.url(), "")).await;
+    let (client, connection) = h2_connect(proxy.addr).await;
+    let mut client = timeout(DEADLINE, client.ready()).await.unwrap().unwrap();
+    let mut opened = 0;
+    let flood = timeout(DEADLINE, async {
+        for _ in 0..STREAMS {
+            let request = http::Request::get(format!("http://{}/reset", proxy.addr))
+                .body(())
+                .unwrap();
+            let Ok(ready) = client.clone().ready().await else { break };
+            client = ready;
+            let Ok((_, mut stream)) = client.send_request(request, false) else { break };
+            stream.send_reset(h2::Reason::CANCEL);
+            opened += 1;
+        }
+    })
+    .await;
+    assert!(flood.is_ok(), "the flood itself hung");
+    still_serves(&proxy).await;
+    let reached = legacy.seen.all().iter().filter(|s| s.uri == "/reset").count();
+    assert!(reached <= opened, "{reached} requests reached the backend for {opened} streams");
+    drop(client);
+    let _ = timeout(DEADLINE, connection).await;
+}
+
+/// A HEADERS frame followed by CONTINUATION frames that never end the header
+/// block: the proxy ends the connection once the block passes
+/// `max_header_size`, forwards nothing, and keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_continuation_flood_is_cut_off() {
+    let legacy = TestBackend::start("legacy").await;
+    let proxy = TestProxy::start(&config_with(&legacy.url(), &legacy.url(), "")).await;
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let len = payload.len() as u32;
+        let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+        f.extend_from_slice(&stream.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+    // A literal header without indexing, new name "x-flood", a 1,000-byte value.
+    let mut literal = vec![0x00, 7];
+    literal.extend_from_slice(b"x-flood");
+    literal.extend_from_slice(&[0x7f, 0xe9, 0x06]); // 127 + 873 = 1000, 7-bit prefix integer
+    literal.extend_from_slice(&[b'a'; 1000]);
+    // :method GET, :scheme http, :path / (static table indices 2, 6, 4).
+    let mut first = vec![0x82, 0x86, 0x84];
+    first.extend_from_slice(&literal);
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(frame(0x4, 0, 0, &[])); // SETTINGS
+    out.extend(frame(0x1, 0x1, 1, &first)); // HEADERS, END_STREAM, no END_HEADERS
+    stream.write_all(&out).await.unwrap();
+    let continuation = frame(0x9, 0, 1, &literal);
+    let mut sent = 0usize;
+    let cut_off = timeout(DEADLINE, async {
+        // 10,000 frames: about 10 MB, far past max_header_size (64 KiB).
+        for _ in 0..10_000 {
+            if stream.write_all(&continuation).await.is_err() {
+                return true;
+            }
+            sent += continuation.len();
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    // Either the proxy closed the connection mid-flood, or it reads the
+    // rest and closes now; it never answers the request.
+    let rest = read_until_closed_or(&mut stream).await;
+    eprintln!("continuation flood: cut off {cut_off} after {sent} bytes");
+    assert!(cut_off, "the proxy read {sent} bytes of one header block");
+    assert!(!String::from_utf8_lossy(&rest).contains("legacy"));
+    still_serves(&proxy).await;
+    assert_eq!(legacy.seen.all().iter().filter(|s| s.uri == "/").count(), 0);
+}
