@@ -14,6 +14,9 @@ pub(crate) enum ProxyError {
     PayloadTooLarge,
     /// The client stopped sending its request body.
     RequestTimeout,
+    /// The route's rate limit refused the request; retry after this many
+    /// whole seconds (at least 1).
+    RateLimited(u64),
     /// The client closed its connection before its request body was whole:
     /// nobody reads the answer. Counted as 499 (nginx's "client closed
     /// request"), with no backend, apart from the backends' failures.
@@ -35,6 +38,7 @@ impl ProxyError {
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::ClientGone => CLIENT_CLOSED_REQUEST,
             ProxyError::Unreachable | ProxyError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ProxyError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -48,6 +52,7 @@ impl ProxyError {
             ProxyError::BadRequest(why) => why,
             ProxyError::PayloadTooLarge => "request body too large",
             ProxyError::RequestTimeout => "request body not received in time",
+            ProxyError::RateLimited(_) => "rate limit exceeded",
             ProxyError::ClientGone => "client closed the request",
             ProxyError::Unreachable => "backend unreachable",
             ProxyError::BadGateway(why) => why,
@@ -72,7 +77,13 @@ impl ProxyError {
 
     /// `{"error": "...", "request_id": "..."}` with this error's status.
     pub(crate) fn into_response(self, request_id: Option<&HeaderValue>) -> Response<ProxyBody> {
-        json_error(self.status(), self.message(), request_id)
+        let mut response = json_error(self.status(), self.message(), request_id);
+        if let ProxyError::RateLimited(secs) = self {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
     }
 }
 

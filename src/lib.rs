@@ -11,6 +11,7 @@
 mod admin;
 pub mod app;
 mod backend;
+pub mod cidr;
 pub mod body;
 pub mod config;
 pub mod demo;
@@ -22,6 +23,7 @@ pub mod health;
 mod metrics;
 mod path;
 mod proxy;
+mod ratelimit;
 mod reload;
 pub mod route;
 pub mod server;

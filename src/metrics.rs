@@ -77,6 +77,7 @@ pub(crate) struct Metrics {
     new_weight: Family<RouteLabels, Gauge<f64, AtomicU64>>,
     backend_available: Family<BackendLabels, Gauge>,
     backend_ejections: Family<BackendLabels, Counter>,
+    rate_limited: Family<RouteLabels, Counter>,
     /// The backends whose health the last scrape showed, so that the next
     /// one drops those a reload removed.
     health_shown: Mutex<Vec<Label>>,
@@ -151,6 +152,12 @@ impl Metrics {
             "Passive ejections of a backend after gateway failures in a row",
             backend_ejections.clone(),
         );
+        let rate_limited = Family::<RouteLabels, Counter>::default();
+        registry.register(
+            "strangler_rate_limited",
+            "Requests refused with 429 by a route's rate limit",
+            rate_limited.clone(),
+        );
         // Both results exist from the start, so a dashboard sees 0, not nothing.
         for result in ["success", "failure"] {
             let _ = reloads.get_or_create(&ResultLabels { result });
@@ -165,6 +172,7 @@ impl Metrics {
             new_weight,
             backend_available,
             backend_ejections,
+            rate_limited,
             health_shown: Mutex::new(Vec::new()),
             no_backend: Arc::new(NO_BACKEND.to_owned()),
         }
@@ -267,6 +275,14 @@ impl Metrics {
                     route: route.clone(),
                     backend: snapshot.backend(backend).name_label.clone(),
                     result: result.label(),
+                })
+                .inc();
+        }
+        // Only a rate limit makes the proxy itself answer 429.
+        if exchange.proxy_error && exchange.status == http::StatusCode::TOO_MANY_REQUESTS {
+            self.rate_limited
+                .get_or_create(&RouteLabels {
+                    route: route.clone(),
                 })
                 .inc();
         }

@@ -9,6 +9,7 @@ use http::HeaderValue;
 use crate::backend::{Backend, BackendError};
 use crate::config::{BackendId, Config, DEFAULT_ROUTE, RouteConfig, RouteId};
 use crate::route::Router;
+use crate::ratelimit::RateLimiter;
 use crate::stats::{Label, RouteCounters};
 
 /// Everything a request reads, built once per (re)load, off the request path.
@@ -42,6 +43,9 @@ pub struct RouteHandles {
     pub label: Label,
     /// Kept across reloads for a route that keeps its name.
     pub counters: Arc<RouteCounters>,
+    /// The rate-limit buckets; kept across reloads for a route that keeps
+    /// its name (the route's current `[routes.rate_limit]` applies to them).
+    pub(crate) rate_limiter: Arc<RateLimiter>,
 }
 
 /// The live snapshot, shared by every connection.
@@ -59,11 +63,11 @@ impl Snapshot {
             .iter()
             .map(|wanted| Backend::reuse_or_new(previous_backends, wanted))
             .collect::<Result<_, _>>()?;
-        let previous_counters: HashMap<&str, &Arc<RouteCounters>> = previous
+        let previous_handles: HashMap<&str, &RouteHandles> = previous
             .map(|p| {
                 p.routes
                     .iter()
-                    .map(|r| (r.config.name.as_str(), &r.handles.counters))
+                    .map(|r| (r.config.name.as_str(), &r.handles))
                     .collect()
             })
             .unwrap_or_default();
@@ -74,7 +78,7 @@ impl Snapshot {
                 config: route.clone(),
                 handles: RouteHandles::new(
                     &route.name,
-                    previous_counters.get(route.name.as_str()).copied(),
+                    previous_handles.get(route.name.as_str()).copied(),
                 ),
             })
             .collect();
@@ -84,10 +88,7 @@ impl Snapshot {
             router,
             backends,
             routes,
-            default_route: RouteHandles::new(
-                DEFAULT_ROUTE,
-                previous.map(|p| &p.default_route.counters),
-            ),
+            default_route: RouteHandles::new(DEFAULT_ROUTE, previous.map(|p| &p.default_route)),
         })
     }
 
@@ -116,13 +117,17 @@ impl Snapshot {
 }
 
 impl RouteHandles {
-    /// Handles for the route `name`, keeping `counters` when the route had them.
-    fn new(name: &str, counters: Option<&Arc<RouteCounters>>) -> RouteHandles {
+    /// Handles for the route `name`, keeping the state of `previous` (the
+    /// route of the same name in the last snapshot) when there was one.
+    fn new(name: &str, previous: Option<&RouteHandles>) -> RouteHandles {
         RouteHandles {
             header: HeaderValue::from_str(name)
                 .unwrap_or_else(|_| HeaderValue::from_static("invalid-name")),
             label: Arc::new(name.to_owned()),
-            counters: counters.cloned().unwrap_or_default(),
+            counters: previous.map(|p| p.counters.clone()).unwrap_or_default(),
+            rate_limiter: previous
+                .map(|p| p.rate_limiter.clone())
+                .unwrap_or_default(),
         }
     }
 }

@@ -836,3 +836,100 @@ async fn h2_continuation_flood_is_cut_off() {
     still_serves(&proxy).await;
     assert_eq!(legacy.seen.all().iter().filter(|s| s.uri == "/").count(), 0);
 }
+
+// === client address and rate limits ===
+
+/// `GET /rl` with `X-Forwarded-For: xff` and `X-Forwarded-Proto: https`.
+async fn get_as(proxy: &TestProxy, xff: &str) -> support::Answer {
+    support::get_with(
+        &proxy.url("/rl"),
+        &[("x-forwarded-for", xff), ("x-forwarded-proto", "https")],
+    )
+    .await
+}
+
+const RATE_LIMITED: &str = "[[routes]]\nname = \"rl\"\npath = \"/rl\"\n\n\
+    [routes.rate_limit]\nrps = 0.01\nburst = 1\nkey = \"ip\"\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_proxy_names_the_client_and_its_buckets_survive_a_reload() {
+    let legacy = TestBackend::start("legacy").await;
+    let toml = config_with_server(
+        "trusted_proxies = [\"127.0.0.1/32\"]",
+        &legacy.url(),
+        &legacy.url(),
+        RATE_LIMITED,
+    );
+    let proxy = TestProxy::start(&toml).await;
+
+    assert_eq!(get_as(&proxy, "203.0.113.1").await.status, 200);
+    let seen = legacy.last();
+    assert_eq!(seen.headers["x-forwarded-for"], "203.0.113.1, 127.0.0.1");
+    assert_eq!(seen.headers["x-forwarded-proto"], "https", "a trusted proxy's proto is kept");
+
+    let limited = get_as(&proxy, "198.51.100.7, 203.0.113.1").await;
+    assert_eq!(limited.status, 429, "{limited:?}");
+    let retry: u64 = limited.header("retry-after").unwrap().parse().unwrap();
+    assert!(retry >= 1, "{retry}");
+    assert_eq!(limited.json()["error"], "rate limit exceeded");
+    assert!(limited.header("x-strangler-backend").is_none());
+    // Another client behind the same load balancer has its own bucket.
+    assert_eq!(get_as(&proxy, "203.0.113.2").await.status, 200);
+    assert_eq!(legacy.count(), 2, "a limited request was forwarded");
+
+    let metrics = get(&proxy.admin_url("/metrics")).await.text();
+    assert_eq!(
+        metric(&metrics, r#"strangler_rate_limited_total{route="rl"}"#),
+        Some(1.0),
+        "{metrics}"
+    );
+
+    // A reload that keeps the route's name keeps its buckets.
+    std::fs::write(&proxy.path, format!("{toml}\n# touched\n")).unwrap();
+    let reload = support::send_body("POST", &proxy.admin_url("/reload"), b"").await;
+    assert_eq!(reload.status, 200, "{reload:?}");
+    assert_eq!(get_as(&proxy, "203.0.113.1").await.status, 429);
+    assert_eq!(legacy.count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
+    let legacy = TestBackend::start("legacy").await;
+    let toml = config_with_server(
+        "trusted_proxies = [\"10.0.0.0/8\"]",
+        &legacy.url(),
+        &legacy.url(),
+        RATE_LIMITED,
+    );
+    let proxy = TestProxy::start(&toml).await;
+    assert_eq!(get_as(&proxy, "203.0.113.1").await.status, 200);
+    let seen = legacy.last();
+    assert_eq!(seen.headers["x-forwarded-for"], "203.0.113.1, 127.0.0.1");
+    assert_eq!(seen.headers["x-forwarded-proto"], "http", "an untrusted proto is overwritten");
+    // A forged X-Forwarded-For does not buy a fresh bucket: the peer is the key.
+    let limited = get_as(&proxy, "203.0.113.2").await;
+    assert_eq!(limited.status, 429);
+    assert_eq!(legacy.count(), 1);
+}
+
+#[test]
+fn rate_limits_and_trusted_proxies_are_validated() {
+    let text = config_with_server(
+        "trusted_proxies = [\"10.0.0.0/33\", \"10.1.0.0/8\"]",
+        "http://127.0.0.1:1",
+        "http://127.0.0.1:1",
+        "[[routes]]\npath = \"/a\"\n[routes.rate_limit]\nrps = 0\nburst = 0\nkey = \"cookie:x\"\n",
+    );
+    let errors = strangler::config::parse(&text, std::path::Path::new("s.toml"))
+        .unwrap_err()
+        .to_string();
+    for expected in [
+        "invalid CIDR \"10.0.0.0/33\"",
+        "invalid CIDR \"10.1.0.0/8\"",
+        "rps 0 is out of range",
+        "burst 0 is out of range",
+        "invalid rate limit key \"cookie:x\"",
+    ] {
+        assert!(errors.contains(expected), "{expected}: {errors}");
+    }
+}

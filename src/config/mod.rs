@@ -7,7 +7,7 @@
 //!
 //! - `reader`: the generic spanned-TOML reader (positions, unknown keys, typed
 //!   values, "did you mean");
-//! - `server`, `defaults`, `backends`, `flags`, `routes`, `fallback`: one reader
+//! - `server`, `defaults`, `backends`, `flags`, `routes`, `fallback`, `rate_limit`: one reader
 //!   per section, each beside its known keys;
 //! - `validate`: the domain rules, pure functions on plain values.
 
@@ -17,6 +17,7 @@ mod fallback;
 mod flags;
 mod model;
 mod parse;
+mod rate_limit;
 mod reader;
 mod routes;
 mod server;

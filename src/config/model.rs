@@ -90,6 +90,8 @@ pub struct ServerConfig {
     /// 0: one worker per core.
     pub workers: usize,
     pub shutdown_timeout: Duration,
+    /// The load balancers in front of strangler (SPEC §3.9).
+    pub trusted_proxies: Vec<crate::cidr::Cidr>,
     pub tls: Option<TlsConfig>,
 }
 
@@ -263,6 +265,27 @@ impl FallbackConfig {
     }
 }
 
+/// `[routes.rate_limit]`: a token bucket per key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimitConfig {
+    /// Tokens added per second; above 0.
+    pub rps: f64,
+    /// The bucket's size; at least 1.
+    pub burst: u32,
+    pub key: RateKey,
+}
+
+/// What a rate limit's buckets are keyed by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateKey {
+    /// The client address (SPEC §3.9).
+    Ip,
+    /// A request header's value; requests without it share one bucket.
+    Header(http::HeaderName),
+    /// One bucket for the whole route.
+    Route,
+}
+
 #[derive(Debug, Clone)]
 pub struct RouteConfig {
     pub name: String,
@@ -284,6 +307,8 @@ pub struct RouteConfig {
     pub legacy: BackendId,
     pub new: BackendId,
     pub fallback: FallbackConfig,
+    /// `[routes.rate_limit]`; `None`: no limit.
+    pub rate_limit: Option<RateLimitConfig>,
     /// 1-based line of the `[[routes]]` header in the file, for messages.
     pub line: usize,
 }

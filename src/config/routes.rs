@@ -8,6 +8,7 @@ use toml::de::DeValue;
 use super::backends::BackendNames;
 use super::defaults::{Defaults, NameRef, backend_ref};
 use super::fallback::read_fallback;
+use super::rate_limit::read_rate_limit;
 use super::reader::{
     Lines, Problems, Table, Value, expect_array, expect_int, expect_str, expect_table, field,
     suggest, wrong_type,
@@ -17,7 +18,7 @@ use super::{BackendId, DEFAULT_ROUTE, FallbackConfig, HostMatch, RouteConfig, St
 
 const ROUTE_KEYS: &[&str] = &[
     "name", "path", "methods", "host", "headers", "flag", "weight", "sticky", "cohort", "rewrite",
-    "legacy", "new", "fallback",
+    "legacy", "new", "fallback", "rate_limit",
 ];
 
 /// What every route is checked against.
@@ -183,6 +184,8 @@ fn read_route(
     env.defaults.fallback.apply(&mut fallback);
     let fallback_table = t.table(p, "fallback", "[routes.fallback]".into());
     read_fallback(p, &fallback_table).apply(&mut fallback);
+    let rate_limit_table = t.table(p, "rate_limit", "[routes.rate_limit]".into());
+    let rate_limit = read_rate_limit(p, &rate_limit_table);
 
     let route = RouteConfig {
         cohort: field(p, &t, "cohort", cohort).unwrap_or_else(|| name.clone()),
@@ -198,6 +201,7 @@ fn read_route(
         legacy: legacy.unwrap_or(BackendId::new(0)),
         new: new.unwrap_or(BackendId::new(0)),
         fallback,
+        rate_limit,
         line: lines.line(t.at),
     };
     Some(ParsedRoute {

@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use super::reader::{
-    Problems, Table, Value, duration, expect_bool, field, file_path, int_in, optional_str,
-    positive_duration, size, socket_addr,
+    Problems, Table, Value, duration, expect_array, expect_bool, expect_str, field, file_path,
+    int_in, optional_str, positive_duration, size, socket_addr,
 };
+use crate::cidr::Cidr;
 use super::validate::valid_env_name;
 use super::{ServerConfig, TlsConfig};
 
@@ -21,6 +22,7 @@ const SERVER_KEYS: &[&str] = &[
     "max_connections",
     "workers",
     "shutdown_timeout",
+    "trusted_proxies",
     "tls",
 ];
 
@@ -59,6 +61,7 @@ pub(super) fn read_server(p: &mut Problems, root: &Table<'_, '_>) -> ServerConfi
         .unwrap_or(0),
         shutdown_timeout: field(p, &t, "shutdown_timeout", duration)
             .unwrap_or(Duration::from_secs(30)),
+        trusted_proxies: field(p, &t, "trusted_proxies", trusted_proxies).unwrap_or_default(),
         tls: read_tls(p, &t),
     }
 }
@@ -79,6 +82,23 @@ fn size_in(p: &mut Problems, v: &Value<'_>, min: u64, max: u64) -> Option<u64> {
         return None;
     }
     Some(n)
+}
+
+/// `trusted_proxies`: a list of CIDRs (or single addresses).
+fn trusted_proxies(p: &mut Problems, v: &Value<'_>) -> Option<Vec<Cidr>> {
+    let hint = "write a list of CIDRs, like [\"10.0.0.0/8\", \"fd00::/8\"]";
+    let items = expect_array(p, v, "a list of CIDRs", hint)?;
+    let mut blocks = Vec::with_capacity(items.len());
+    for item in items {
+        let Some(s) = expect_str(p, item, "a CIDR string", hint) else {
+            continue;
+        };
+        match Cidr::parse(s) {
+            Ok(block) => blocks.push(block),
+            Err(why) => p.add(item.span().start, format!("invalid CIDR \"{s}\""), why),
+        }
+    }
+    Some(blocks)
 }
 
 /// The name of an environment variable, `""` meaning none.

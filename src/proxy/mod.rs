@@ -37,7 +37,7 @@ use tokio_util::task::TaskTracker;
 use tracing::debug;
 
 use crate::body::{self, BoxError, ProxyBody};
-use crate::config::FallbackConfig;
+use crate::config::{FallbackConfig, RateKey};
 use crate::error::ProxyError;
 use crate::headers::{self, X_REQUEST_ID};
 use crate::route::{self, Target};
@@ -140,7 +140,10 @@ async fn handle(
         Ok(routed) => {
             exchange.route = routed.decision.route;
             exchange.to_new = routed.decision.target == Target::New;
-            forward(snapshot, shared, routed, parts, body).await
+            match rate_limit(snapshot, &routed, &parts) {
+                Ok(()) => forward(snapshot, shared, routed, parts, body).await,
+                Err(error) => Err(error),
+            }
         }
         Err(error) => Err(error),
     };
@@ -173,6 +176,35 @@ async fn handle(
         observer.observe(snapshot, &exchange);
     }
     response
+}
+
+/// SPEC §3.8: takes a token from the bucket of the request's key on its
+/// route; a 429 (not forwarded) when it is empty.
+fn rate_limit(snapshot: &Snapshot, routed: &Routed<'_>, parts: &Parts) -> Result<(), ProxyError> {
+    let Some(id) = routed.decision.route else {
+        return Ok(());
+    };
+    let route = snapshot.route(id);
+    let Some(limit) = &route.config.rate_limit else {
+        return Ok(());
+    };
+    let ip;
+    let key: &[u8] = match &limit.key {
+        RateKey::Route => b"",
+        RateKey::Header(name) => parts.headers.get(name).map_or(&b""[..], |v| v.as_bytes()),
+        RateKey::Ip => {
+            ip = match routed.client_ip {
+                std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+                std::net::IpAddr::V6(v6) => v6.octets(),
+            };
+            &ip
+        }
+    };
+    route
+        .handles
+        .rate_limiter
+        .take(limit, key, Instant::now())
+        .map_err(|wait| ProxyError::RateLimited(crate::ratelimit::retry_after_secs(wait)))
 }
 
 /// Forwards the request to the decided backend, through the route's

@@ -64,7 +64,23 @@ impl<'a> Outgoing<'a> {
         } else {
             "http"
         };
-        headers::set_forwarded(&mut headers, routed.client_ip, proto, routed.host.as_ref());
+        // SPEC §3.9: a trusted load balancer's X-Forwarded-Proto and
+        // X-Forwarded-Host are kept as sent; anyone else's are overwritten.
+        let sent_by_proxy = |name: &http::HeaderName| {
+            routed
+                .trusted_peer
+                .then(|| headers.get(name).cloned())
+                .flatten()
+        };
+        let kept_proto = sent_by_proxy(&headers::X_FORWARDED_PROTO);
+        let kept_host = sent_by_proxy(&headers::X_FORWARDED_HOST);
+        headers::set_forwarded(&mut headers, routed.peer_ip, proto, routed.host.as_ref());
+        if let Some(kept) = kept_proto {
+            headers.insert(&headers::X_FORWARDED_PROTO, kept);
+        }
+        if let Some(kept) = kept_host {
+            headers.insert(&headers::X_FORWARDED_HOST, kept);
+        }
         Outgoing {
             method,
             path: &routed.path,

@@ -8,6 +8,7 @@ use http::Uri;
 use http::header::HeaderValue;
 use http::request::Parts;
 
+use crate::cidr::Cidr;
 use crate::error::ProxyError;
 use crate::headers;
 use crate::route::{self, Decision, RequestInfo};
@@ -23,7 +24,14 @@ pub(super) struct Routed<'u> {
     pub query: Option<&'u str>,
     /// The client's host (Host header or URI authority).
     pub host: Option<HeaderValue>,
+    /// The client's address (SPEC §3.9): the TCP peer's, or, from a trusted
+    /// proxy, the rightmost untrusted one in `X-Forwarded-For`.
     pub client_ip: IpAddr,
+    /// The TCP peer's address: what `X-Forwarded-For` is appended with.
+    pub peer_ip: IpAddr,
+    /// The peer is in `trusted_proxies`: its `X-Forwarded-Proto` and
+    /// `X-Forwarded-Host` are kept as sent.
+    pub trusted_peer: bool,
     /// An HTTP/1.1 upgrade (WebSocket) request.
     pub upgrade: bool,
 }
@@ -46,10 +54,17 @@ pub(super) fn route_request<'u>(
     check_host(parts, uri)?;
     let path = route::normalize_path(raw_path);
     let host = headers::client_host(uri, &parts.headers);
-    let client_ip = parts
+    let peer_ip = parts
         .extensions
         .get::<ClientAddr>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.0.ip());
+    let trusted = &snapshot.config.server.trusted_proxies;
+    let trusted_peer = is_trusted(trusted, peer_ip);
+    let client_ip = if trusted_peer {
+        forwarded_client(trusted, &parts.headers).unwrap_or(peer_ip)
+    } else {
+        peer_ip
+    };
     let info = RequestInfo {
         method: &parts.method,
         path: &path,
@@ -66,8 +81,42 @@ pub(super) fn route_request<'u>(
         query: uri.query(),
         host,
         client_ip,
+        peer_ip,
+        trusted_peer,
         upgrade,
     })
+}
+
+fn is_trusted(trusted: &[Cidr], ip: IpAddr) -> bool {
+    trusted.iter().any(|block| block.contains(ip))
+}
+
+/// The rightmost address of `X-Forwarded-For` (all its fields, in order)
+/// that is not a trusted proxy. `None` when every address is trusted, or
+/// when an entry that is not an address comes first from the right (a
+/// forged or broken chain is not believed past that point).
+fn forwarded_client(trusted: &[Cidr], headers: &http::HeaderMap) -> Option<IpAddr> {
+    let fields: Vec<&str> = headers
+        .get_all(&headers::X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    for entry in fields.iter().rev().flat_map(|f| f.rsplit(',')) {
+        let ip = parse_forwarded_ip(entry.trim())?;
+        if !is_trusted(trusted, ip) {
+            return Some(ip.to_canonical());
+        }
+    }
+    None
+}
+
+/// An X-Forwarded-For entry: an address, maybe with a port (`1.2.3.4:5`,
+/// `[::1]:5`).
+fn parse_forwarded_ip(entry: &str) -> Option<IpAddr> {
+    if let Ok(ip) = entry.parse() {
+        return Some(ip);
+    }
+    entry.parse::<std::net::SocketAddr>().ok().map(|a| a.ip())
 }
 
 /// Whether `s` holds `%00`, an encoded NUL byte.
@@ -142,6 +191,25 @@ mod tests {
         ] {
             assert!(!valid_host(bad.as_bytes()), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_client_is_the_rightmost_untrusted_forwarded_address() {
+        let trusted = [Cidr::parse("10.0.0.0/8").unwrap()];
+        let xff = |values: &[&str]| {
+            let mut h = http::HeaderMap::new();
+            for v in values {
+                h.append("x-forwarded-for", v.parse().unwrap());
+            }
+            forwarded_client(&trusted, &h)
+        };
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert_eq!(xff(&["1.1.1.1, 2.2.2.2, 10.0.0.5"]), ip("2.2.2.2"));
+        assert_eq!(xff(&["1.1.1.1", "2.2.2.2:443, 10.1.1.1"]), ip("2.2.2.2"));
+        assert_eq!(xff(&["[2001:db8::1]:80"]), ip("2001:db8::1"));
+        assert_eq!(xff(&["10.0.0.1, 10.0.0.2"]), None);
+        assert_eq!(xff(&["1.1.1.1, garbage, 10.0.0.2"]), None);
+        assert_eq!(xff(&[]), None);
     }
 
     #[test]

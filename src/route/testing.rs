@@ -37,6 +37,7 @@ pub(crate) fn route(name: &str, path: &str) -> RouteConfig {
         legacy: LEGACY,
         new: NEW,
         fallback: FallbackConfig::default(),
+        rate_limit: None,
         line: 1,
     }
 }
@@ -139,6 +140,7 @@ pub(crate) fn config(routes: Vec<RouteConfig>) -> Config {
             max_connections: 10_000,
             workers: 0,
             shutdown_timeout: Duration::from_secs(30),
+            trusted_proxies: Vec::new(),
             tls: None,
         },
         backends: vec![
