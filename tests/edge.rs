@@ -933,3 +933,61 @@ fn rate_limits_and_trusted_proxies_are_validated() {
         assert!(errors.contains(expected), "{expected}: {errors}");
     }
 }
+
+// === backend connection limits ===
+
+/// Eight requests at once to a slow backend capped at 2 connections: the
+/// backend never sees more than 2, and every request is answered (each
+/// waits for a free connection within connect_timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_connections_are_capped() {
+    let slow = TestBackend::with_handler("legacy", |_| async {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        http::Response::new(strangler::body::full("legacy"))
+    })
+    .await;
+    let toml = support::config_with_new(
+        &slow.url(),
+        &slow.url(),
+        "",
+        "",
+    )
+    .replace(
+        "[backends.legacy]\n",
+        "[backends.legacy]\nmax_connections = 2\nconnect_timeout = \"5s\"\n",
+    );
+    let proxy = TestProxy::start(&toml).await;
+    let requests: Vec<_> = (0..8)
+        .map(|i| {
+            let url = proxy.url(&format!("/slow/{i}"));
+            tokio::spawn(async move { get(&url).await })
+        })
+        .collect();
+    for request in requests {
+        let answer = timeout(DEADLINE, request).await.unwrap().unwrap();
+        assert_eq!(answer.status, 200, "{answer:?}");
+    }
+    assert_eq!(slow.count(), 8);
+    assert!(
+        slow.connection_count() <= 2,
+        "{} backend connections for a cap of 2",
+        slow.connection_count()
+    );
+}
+
+/// A pooled connection idle for the backend's `idle_timeout` is closed by
+/// strangler, before the backend's own keep-alive timeout can race a request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_pooled_backend_connections_are_closed() {
+    let backend = Scripted::start(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+    let toml = support::config_with_new(&backend.url(), &backend.url(), "", "").replace(
+        "[backends.legacy]\n",
+        "[backends.legacy]\nidle_timeout = \"200ms\"\n",
+    );
+    let proxy = TestProxy::start(&toml).await;
+    let answer = get(&proxy.url("/pooled")).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.text(), "ok");
+    backend.wait_closed(1).await;
+    assert_eq!(backend.heads().len(), 1);
+}

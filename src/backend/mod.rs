@@ -23,9 +23,6 @@ use crate::tls::{self, TlsError};
 use dialer::Dialer;
 use health::Health;
 
-/// How long an idle pooled connection to a backend is kept.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-
 /// A backend and its connection pool. Shared by `Arc`: a reload that leaves a
 /// backend's settings (and its `ca_file`'s bytes) unchanged keeps the same
 /// `Backend`, and so its pool; one that changes them keeps its [`Health`]
@@ -184,7 +181,12 @@ fn dialer(config: &BackendConfig, ca_pem: Option<&[u8]>) -> Result<Dialer, TlsEr
         .path_and_query("/")
         .build()
         .expect("a parsed scheme and authority make a URI");
-    Ok(Dialer::new(connector, target))
+    Ok(Dialer::new(
+        connector,
+        target,
+        config.pool.max_connections,
+        config.connect_timeout,
+    ))
 }
 
 /// The client settings shared by the pooled and the fresh client; `http2`
@@ -192,7 +194,8 @@ fn dialer(config: &BackendConfig, ca_pem: Option<&[u8]>) -> Result<Dialer, TlsEr
 fn client_builder(config: &BackendConfig) -> hyper_util::client::legacy::Builder {
     let mut builder = Client::builder(TokioExecutor::new());
     builder
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_idle_timeout(config.pool.idle_timeout)
+        .pool_max_idle_per_host(config.pool.max_idle)
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
         // A request never written on a pooled connection that closed is sent

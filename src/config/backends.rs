@@ -10,7 +10,7 @@ use super::reader::{
     positive_duration, suggest,
 };
 use super::validate::{self, BackendUrl, valid_backend_name, valid_hostname};
-use super::{BackendConfig, BackendId, HealthConfig, OutlierConfig, Protocol};
+use super::{BackendConfig, BackendId, HealthConfig, OutlierConfig, PoolConfig, Protocol};
 
 const BACKEND_KEYS: &[&str] = &[
     "url",
@@ -21,6 +21,9 @@ const BACKEND_KEYS: &[&str] = &[
     "ca_file",
     "tls_server_name",
     "tls_insecure_skip_verify",
+    "max_connections",
+    "max_idle",
+    "idle_timeout",
     "outlier",
     "health",
 ];
@@ -109,7 +112,9 @@ fn read_backend(p: &mut Problems, name: &str, name_at: usize, v: &Value<'_>) -> 
     });
     let server_name_hint =
         "write a host name, like \"api.internal\", or \"\" to use the URL's host";
+    let pool = read_pool(p, &t);
     BackendConfig {
+        pool,
         name: name.to_owned(),
         url,
         scheme: parsed.scheme,
@@ -236,5 +241,25 @@ fn backend_url(p: &mut Problems, v: &Value<'_>) -> Option<(String, BackendUrl)> 
             p.add(v.span().start, message, hint);
             None
         }
+    }
+}
+
+/// `max_connections`, `max_idle` and `idle_timeout` of `[backends.NAME]`.
+fn read_pool(p: &mut Problems, t: &Table<'_, '_>) -> PoolConfig {
+    let defaults = PoolConfig::default();
+    let count = |p: &mut Problems, v: &Value<'_>, hint: &str| {
+        int_in(p, v, 0, 1_000_000, hint)
+    };
+    PoolConfig {
+        max_connections: field(p, t, "max_connections", |p, v| {
+            count(p, v, "write a number of connections, like 1024, or 0 for no cap")
+        })
+        .unwrap_or(defaults.max_connections),
+        max_idle: field(p, t, "max_idle", |p, v| {
+            count(p, v, "write a number of idle connections to keep, like 64")
+        })
+        .unwrap_or(defaults.max_idle),
+        idle_timeout: field(p, t, "idle_timeout", positive_duration)
+            .unwrap_or(defaults.idle_timeout),
     }
 }

@@ -129,6 +129,32 @@ pub struct BackendConfig {
     pub outlier: OutlierConfig,
     /// `None`: no active health check.
     pub health: Option<HealthConfig>,
+    /// Connection limits of the backend's pool.
+    pub pool: PoolConfig,
+}
+
+/// A backend's connection limits (`max_connections`, `max_idle`,
+/// `idle_timeout` in `[backends.NAME]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// Connections open to the backend at once; a request over it waits for
+    /// one, within `connect_timeout`. 0: no cap.
+    pub max_connections: usize,
+    /// Idle connections kept for reuse.
+    pub max_idle: usize,
+    /// An idle pooled connection is closed after this; below the keep-alive
+    /// timeouts of common backends (Node 5s), so strangler closes first.
+    pub idle_timeout: Duration,
+}
+
+impl Default for PoolConfig {
+    fn default() -> PoolConfig {
+        PoolConfig {
+            max_connections: 1024,
+            max_idle: 64,
+            idle_timeout: Duration::from_secs(4),
+        }
+    }
 }
 
 /// `[backends.NAME.outlier]`: passive ejection.

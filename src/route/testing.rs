@@ -113,6 +113,7 @@ pub(crate) fn backend(name: &str, port: u16) -> BackendConfig {
         tls_insecure_skip_verify: false,
         outlier: Default::default(),
         health: None,
+        pool: Default::default(),
     }
 }
 
