@@ -72,7 +72,11 @@ fn bits(ip: IpAddr) -> u128 {
 
 /// The first `prefix` of `max` bits set, right-aligned in 128 bits.
 fn mask(max: u8, prefix: u8) -> u128 {
-    let all: u128 = if max == 128 { u128::MAX } else { (1u128 << max) - 1 };
+    let all: u128 = if max == 128 {
+        u128::MAX
+    } else {
+        (1u128 << max) - 1
+    };
     if prefix == 0 {
         0
     } else {
@@ -109,7 +113,14 @@ mod tests {
 
     #[test]
     fn bad_blocks_say_why() {
-        for bad in ["10.0.0.0/33", "10.1.0.0/8", "ten/8", "10.0.0.0/", "::/129", ""] {
+        for bad in [
+            "10.0.0.0/33",
+            "10.1.0.0/8",
+            "ten/8",
+            "10.0.0.0/",
+            "::/129",
+            "",
+        ] {
             assert!(Cidr::parse(bad).is_err(), "{bad}");
         }
     }

@@ -11,8 +11,8 @@
 mod admin;
 pub mod app;
 mod backend;
-pub mod cidr;
 pub mod body;
+pub mod cidr;
 pub mod config;
 pub mod demo;
 pub mod echo;

@@ -116,8 +116,16 @@ mod tests {
         let wait = limiter.take(&c, b"k", t0).unwrap_err();
         assert_eq!(wait, Duration::from_millis(500));
         assert_eq!(retry_after_secs(wait), 1);
-        assert!(limiter.take(&c, b"k", t0 + Duration::from_millis(500)).is_ok());
-        assert!(limiter.take(&c, b"k", t0 + Duration::from_millis(500)).is_err());
+        assert!(
+            limiter
+                .take(&c, b"k", t0 + Duration::from_millis(500))
+                .is_ok()
+        );
+        assert!(
+            limiter
+                .take(&c, b"k", t0 + Duration::from_millis(500))
+                .is_err()
+        );
         // Another key has its own bucket.
         assert!(limiter.take(&c, b"other", t0).is_ok());
         // Long idle: full again, never more than burst.
@@ -151,6 +159,10 @@ mod tests {
             let now = t0 + Duration::from_millis(u64::from(i));
             assert!(limiter.take(&c, &i.to_be_bytes(), now).is_ok());
         }
-        assert!(limiter.len() <= 2 * MIN_SWEEP, "{} buckets held", limiter.len());
+        assert!(
+            limiter.len() <= 2 * MIN_SWEEP,
+            "{} buckets held",
+            limiter.len()
+        );
     }
 }

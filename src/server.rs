@@ -249,7 +249,8 @@ impl Client {
             inner: service,
             activity: Arc::new(activity),
         };
-        let connection = builder.serve_connection_with_upgrades(io, TowerToHyperService::new(service));
+        let connection =
+            builder.serve_connection_with_upgrades(io, TowerToHyperService::new(service));
         tokio::pin!(connection);
         let idle = idle_for(idle, self.idle_timeout);
         tokio::pin!(idle);
@@ -323,7 +324,12 @@ impl Drop for Busy {
 
 impl<S, B> Service<Request<Incoming>> for InFlight<S>
 where
-    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible, Future: Send + 'static>,
+    S: Service<
+            Request<Incoming>,
+            Response = Response<B>,
+            Error = Infallible,
+            Future: Send + 'static,
+        >,
     B: ResponseBody,
 {
     type Response = Response<Counted<B>>;

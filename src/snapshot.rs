@@ -8,8 +8,8 @@ use http::HeaderValue;
 
 use crate::backend::{Backend, BackendError};
 use crate::config::{BackendId, Config, DEFAULT_ROUTE, RouteConfig, RouteId};
-use crate::route::Router;
 use crate::ratelimit::RateLimiter;
+use crate::route::Router;
 use crate::stats::{Label, RouteCounters};
 
 /// Everything a request reads, built once per (re)load, off the request path.
@@ -125,9 +125,7 @@ impl RouteHandles {
                 .unwrap_or_else(|_| HeaderValue::from_static("invalid-name")),
             label: Arc::new(name.to_owned()),
             counters: previous.map(|p| p.counters.clone()).unwrap_or_default(),
-            rate_limiter: previous
-                .map(|p| p.rate_limiter.clone())
-                .unwrap_or_default(),
+            rate_limiter: previous.map(|p| p.rate_limiter.clone()).unwrap_or_default(),
         }
     }
 }

@@ -111,7 +111,10 @@ async fn idle_h2_connections_answering_pings_are_closed_on_both_listeners() {
         // The h2 client answers the proxy's PINGs on its own; it never sends a request.
         let (_client, connection) = h2_connect(addr).await;
         let closed = timeout(DEADLINE, connection).await;
-        assert!(closed.is_ok(), "an idle h2 connection to {addr} was kept open");
+        assert!(
+            closed.is_ok(),
+            "an idle h2 connection to {addr} was kept open"
+        );
     }
     still_serves(&proxy).await;
 }
@@ -210,7 +213,9 @@ impl Scripted {
                     }
                     match stream.read(&mut buf).await {
                         Ok(0) | Err(_) => break,
-                        Ok(n) if answered => record.lock().unwrap().after.extend_from_slice(&buf[..n]),
+                        Ok(n) if answered => {
+                            record.lock().unwrap().after.extend_from_slice(&buf[..n])
+                        }
                         Ok(n) => all.extend_from_slice(&buf[..n]),
                     }
                 }
@@ -247,14 +252,19 @@ impl Scripted {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2c_upgrade_is_not_forwarded_and_an_unasked_101_is_a_502() {
-    let backend =
-        Scripted::start(b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: h2c\r\n\r\n")
-            .await;
+    let backend = Scripted::start(
+        b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: h2c\r\n\r\n",
+    )
+    .await;
     let fine = TestBackend::start("fine").await;
-    let proxy = TestProxy::start(&config_with(&fine.url(), &fine.url(), &format!(
-        "[backends.sloppy]\nurl = \"{}\"\n\n[[routes]]\npath = \"/up\"\nlegacy = \"sloppy\"\n",
-        backend.url()
-    )))
+    let proxy = TestProxy::start(&config_with(
+        &fine.url(),
+        &fine.url(),
+        &format!(
+            "[backends.sloppy]\nurl = \"{}\"\n\n[[routes]]\npath = \"/up\"\nlegacy = \"sloppy\"\n",
+            backend.url()
+        ),
+    ))
     .await;
     let mut client = TcpStream::connect(proxy.addr).await.unwrap();
     client
@@ -268,7 +278,9 @@ async fn h2c_upgrade_is_not_forwarded_and_an_unasked_101_is_a_502() {
     assert_eq!(status_of(&answer), 502, "{answer}");
     // What would be smuggled through a tunnel, had there been one.
     let _ = client
-        .write_all(b"GET /internal/admin HTTP/1.1\r\nhost: a.test\r\nx-forwarded-for: 1.2.3.4\r\n\r\n")
+        .write_all(
+            b"GET /internal/admin HTTP/1.1\r\nhost: a.test\r\nx-forwarded-for: 1.2.3.4\r\n\r\n",
+        )
         .await;
     backend.wait_closed(1).await;
     let heads = backend.heads();
@@ -282,14 +294,19 @@ async fn h2c_upgrade_is_not_forwarded_and_an_unasked_101_is_a_502() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_101_naming_another_protocol_is_a_502_and_nothing_is_tunnelled() {
-    let backend =
-        Scripted::start(b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: h2c\r\n\r\n")
-            .await;
+    let backend = Scripted::start(
+        b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: h2c\r\n\r\n",
+    )
+    .await;
     let fine = TestBackend::start("fine").await;
-    let proxy = TestProxy::start(&config_with(&fine.url(), &fine.url(), &format!(
-        "[backends.sloppy]\nurl = \"{}\"\n\n[[routes]]\npath = \"/ws\"\nlegacy = \"sloppy\"\n",
-        backend.url()
-    )))
+    let proxy = TestProxy::start(&config_with(
+        &fine.url(),
+        &fine.url(),
+        &format!(
+            "[backends.sloppy]\nurl = \"{}\"\n\n[[routes]]\npath = \"/ws\"\nlegacy = \"sloppy\"\n",
+            backend.url()
+        ),
+    ))
     .await;
     let mut client = TcpStream::connect(proxy.addr).await.unwrap();
     client
@@ -331,12 +348,17 @@ async fn a_response_with_te_and_cl_is_forwarded_without_its_content_length() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_response_with_two_content_lengths_is_a_502() {
     let backend =
-        Scripted::start(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-length: 5\r\n\r\nhello").await;
+        Scripted::start(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-length: 5\r\n\r\nhello")
+            .await;
     let fine = TestBackend::start("fine").await;
-    let proxy = TestProxy::start(&config_with(&fine.url(), &fine.url(), &format!(
-        "[backends.sloppy]\nurl = \"{}\"\n\n[[routes]]\npath = \"/two\"\nlegacy = \"sloppy\"\n",
-        backend.url()
-    )))
+    let proxy = TestProxy::start(&config_with(
+        &fine.url(),
+        &fine.url(),
+        &format!(
+            "[backends.sloppy]\nurl = \"{}\"\n\n[[routes]]\npath = \"/two\"\nlegacy = \"sloppy\"\n",
+            backend.url()
+        ),
+    ))
     .await;
     let answer = get(&proxy.url("/two")).await;
     assert_eq!(answer.status, 502);
@@ -371,8 +393,15 @@ async fn bad_hosts_and_targets_are_400_and_never_forwarded() {
     }
     assert_eq!(legacy.count(), 0, "a bad request reached the backend");
     // HTTP/1.0 needs no Host; a good one passes.
-    assert_eq!(status_of(&raw_exchange(proxy.addr, b"GET / HTTP/1.0\r\n\r\n").await), 200);
-    let ok = raw_exchange(proxy.addr, b"GET http://a.test/ HTTP/1.1\r\nhost: a.test\r\n\r\n").await;
+    assert_eq!(
+        status_of(&raw_exchange(proxy.addr, b"GET / HTTP/1.0\r\n\r\n").await),
+        200
+    );
+    let ok = raw_exchange(
+        proxy.addr,
+        b"GET http://a.test/ HTTP/1.1\r\nhost: a.test\r\n\r\n",
+    )
+    .await;
     assert_eq!(status_of(&ok), 200);
     assert_eq!(legacy.count(), 2);
 }
@@ -419,14 +448,23 @@ async fn run_refuses_to_start_when_the_admin_token_variable_is_unset_or_empty() 
         if let Some(value) = value {
             command.env(&var, value);
         }
-        let output = timeout(DEADLINE, tokio::task::spawn_blocking(move || command.output()))
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        assert!(!output.status.success(), "{value:?}: started with an open admin API");
+        let output = timeout(
+            DEADLINE,
+            tokio::task::spawn_blocking(move || command.output()),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+        assert!(
+            !output.status.success(),
+            "{value:?}: started with an open admin API"
+        );
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains(&var), "{value:?}: the error does not name {var}: {stderr}");
+        assert!(
+            stderr.contains(&var),
+            "{value:?}: the error does not name {var}: {stderr}"
+        );
     }
 }
 
@@ -443,9 +481,18 @@ fn durations_over_30_days_are_refused_with_their_line_and_column() {
     )
     .unwrap();
     let errors = strangler::config::load(&path).unwrap_err().to_string();
-    assert!(errors.contains("strangler.toml:2:23: duration \"5000000000000000h\" is out of range"), "{errors}");
-    assert!(errors.contains("strangler.toml:3:20: duration \"721h\" is out of range"), "{errors}");
-    assert!(errors.contains("strangler.toml:8:11: duration \"99999999h\" is out of range"), "{errors}");
+    assert!(
+        errors.contains("strangler.toml:2:23: duration \"5000000000000000h\" is out of range"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("strangler.toml:3:20: duration \"721h\" is out of range"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("strangler.toml:8:11: duration \"99999999h\" is out of range"),
+        "{errors}"
+    );
     // 30 days itself is fine.
     assert!(!errors.contains(":4:"), "{errors}");
 }
@@ -464,7 +511,9 @@ fn rss_kib(pid: u32) -> u64 {
 
 /// Open file descriptors of process `pid`.
 fn fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
 }
 
 /// 300 connections each send a PUT head declaring 1 MiB to a fallback route
@@ -575,7 +624,10 @@ async fn two_thousand_idle_connections_opened_and_dropped() {
     );
     for peak in &peaks {
         let per_connection = peak.saturating_sub(rss_before) / CONNECTIONS as u64;
-        assert!(per_connection <= 48, "{per_connection} KiB per idle connection");
+        assert!(
+            per_connection <= 48,
+            "{per_connection} KiB per idle connection"
+        );
     }
     for level in &after {
         assert!(
@@ -594,7 +646,12 @@ async fn two_thousand_idle_connections_opened_and_dropped() {
 /// forwards, so the backend can never read the bytes differently from it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smuggling_attempts_reach_the_backend_as_intended_or_not_at_all() {
-    type Case = (&'static str, &'static [u8], &'static [&'static str], &'static [(&'static str, &'static str, usize)]);
+    type Case = (
+        &'static str,
+        &'static [u8],
+        &'static [&'static str],
+        &'static [(&'static str, &'static str, usize)],
+    );
     const SMUGGLED: &str = "GET /smuggled HTTP/1.1\r\nhost: a.test\r\n\r\n";
     let legacy = TestBackend::start("legacy").await;
     let proxy = TestProxy::start(&config_with(&legacy.url(), &legacy.url(), "")).await;
@@ -682,7 +739,10 @@ async fn smuggling_attempts_reach_the_backend_as_intended_or_not_at_all() {
             .map(|(i, _)| &all[i + 9..i + 12])
             .collect();
         assert_eq!(&got, statuses, "{name}: {all}");
-        assert!(!all.to_lowercase().contains("x-strangler-backend") || statuses == &["200"], "{name}: {all}");
+        assert!(
+            !all.to_lowercase().contains("x-strangler-backend") || statuses == &["200"],
+            "{name}: {all}"
+        );
         still_serves(&proxy).await;
         let seen: Vec<_> = legacy.seen.all()[before..]
             .iter()
@@ -743,7 +803,10 @@ async fn client_faults_are_not_blamed_on_a_backend() {
     )
     .await;
     assert_eq!(status_of(&malformed), 400, "{malformed}");
-    assert!(!malformed.to_lowercase().contains("x-strangler-backend"), "{malformed}");
+    assert!(
+        !malformed.to_lowercase().contains("x-strangler-backend"),
+        "{malformed}"
+    );
     assert!(malformed.contains("\"error\""), "{malformed}");
 
     let mut gone = TcpStream::connect(proxy.addr).await.unwrap();
@@ -762,18 +825,26 @@ async fn client_faults_are_not_blamed_on_a_backend() {
         let url = metrics_url.clone();
         async move {
             let text = get(&url).await.text();
-            metric(&text, r#"strangler_requests_total{route="up",backend="none",code="499"}"#) == Some(1.0)
+            metric(
+                &text,
+                r#"strangler_requests_total{route="up",backend="none",code="499"}"#,
+            ) == Some(1.0)
         }
     })
     .await;
     let text = get(&metrics_url).await.text();
     assert_eq!(
-        metric(&text, r#"strangler_requests_total{route="up",backend="none",code="400"}"#),
+        metric(
+            &text,
+            r#"strangler_requests_total{route="up",backend="none",code="400"}"#
+        ),
         Some(1.0),
         "{text}"
     );
     assert!(
-        !text.lines().any(|l| l.starts_with("strangler_requests_total") && l.contains("code=\"502\"")),
+        !text
+            .lines()
+            .any(|l| l.starts_with("strangler_requests_total") && l.contains("code=\"502\"")),
         "a client fault was counted as a 502: {text}"
     );
     still_serves(&proxy).await;
@@ -797,9 +868,13 @@ async fn h2_rapid_reset_leaves_the_proxy_serving() {
             let request = http::Request::get(format!("http://{}/reset", proxy.addr))
                 .body(())
                 .unwrap();
-            let Ok(ready) = client.clone().ready().await else { break };
+            let Ok(ready) = client.clone().ready().await else {
+                break;
+            };
             client = ready;
-            let Ok((_, mut stream)) = client.send_request(request, false) else { break };
+            let Ok((_, mut stream)) = client.send_request(request, false) else {
+                break;
+            };
             stream.send_reset(h2::Reason::CANCEL);
             opened += 1;
         }
@@ -807,8 +882,16 @@ async fn h2_rapid_reset_leaves_the_proxy_serving() {
     .await;
     assert!(flood.is_ok(), "the flood itself hung");
     still_serves(&proxy).await;
-    let reached = legacy.seen.all().iter().filter(|s| s.uri == "/reset").count();
-    assert!(reached <= opened, "{reached} requests reached the backend for {opened} streams");
+    let reached = legacy
+        .seen
+        .all()
+        .iter()
+        .filter(|s| s.uri == "/reset")
+        .count();
+    assert!(
+        reached <= opened,
+        "{reached} requests reached the backend for {opened} streams"
+    );
     drop(client);
     let _ = timeout(DEADLINE, connection).await;
 }
@@ -892,7 +975,10 @@ async fn a_trusted_proxy_names_the_client_and_its_buckets_survive_a_reload() {
     assert_eq!(get_as(&proxy, "203.0.113.1").await.status, 200);
     let seen = legacy.last();
     assert_eq!(seen.headers["x-forwarded-for"], "203.0.113.1, 127.0.0.1");
-    assert_eq!(seen.headers["x-forwarded-proto"], "https", "a trusted proxy's proto is kept");
+    assert_eq!(
+        seen.headers["x-forwarded-proto"], "https",
+        "a trusted proxy's proto is kept"
+    );
 
     let limited = get_as(&proxy, "198.51.100.7, 203.0.113.1").await;
     assert_eq!(limited.status, 429, "{limited:?}");
@@ -932,7 +1018,10 @@ async fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
     assert_eq!(get_as(&proxy, "203.0.113.1").await.status, 200);
     let seen = legacy.last();
     assert_eq!(seen.headers["x-forwarded-for"], "203.0.113.1, 127.0.0.1");
-    assert_eq!(seen.headers["x-forwarded-proto"], "http", "an untrusted proto is overwritten");
+    assert_eq!(
+        seen.headers["x-forwarded-proto"], "http",
+        "an untrusted proto is overwritten"
+    );
     // A forged X-Forwarded-For does not buy a fresh bucket: the peer is the key.
     let limited = get_as(&proxy, "203.0.113.2").await;
     assert_eq!(limited.status, 429);
@@ -973,13 +1062,7 @@ async fn backend_connections_are_capped() {
         http::Response::new(strangler::body::full("legacy"))
     })
     .await;
-    let toml = support::config_with_new(
-        &slow.url(),
-        &slow.url(),
-        "",
-        "",
-    )
-    .replace(
+    let toml = support::config_with_new(&slow.url(), &slow.url(), "", "").replace(
         "[backends.legacy]\n",
         "[backends.legacy]\nmax_connections = 2\nconnect_timeout = \"5s\"\n",
     );
@@ -1052,10 +1135,18 @@ async fn encoded_slashes_and_backslashes_never_become_separators() {
         let shown = String::from_utf8_lossy(path);
         assert_eq!(status_of(&answer), 200, "{shown}: {answer}");
         assert!(answer.ends_with(backend), "{shown}: {answer}");
-        let seen = if *backend == "new" { new.last() } else { legacy.last() };
+        let seen = if *backend == "new" {
+            new.last()
+        } else {
+            legacy.last()
+        };
         assert_eq!(seen.uri, *forwarded, "{shown}");
     }
-    let backslash = raw_exchange(proxy.addr, b"GET /api/..\\admin HTTP/1.1\r\nhost: a.test\r\n\r\n").await;
+    let backslash = raw_exchange(
+        proxy.addr,
+        b"GET /api/..\\admin HTTP/1.1\r\nhost: a.test\r\n\r\n",
+    )
+    .await;
     assert_eq!(status_of(&backslash), 200, "{backslash}");
     assert_eq!(new.last().uri, "/api/..\\admin");
 }

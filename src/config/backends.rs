@@ -247,12 +247,14 @@ fn backend_url(p: &mut Problems, v: &Value<'_>) -> Option<(String, BackendUrl)> 
 /// `max_connections`, `max_idle` and `idle_timeout` of `[backends.NAME]`.
 fn read_pool(p: &mut Problems, t: &Table<'_, '_>) -> PoolConfig {
     let defaults = PoolConfig::default();
-    let count = |p: &mut Problems, v: &Value<'_>, hint: &str| {
-        int_in(p, v, 0, 1_000_000, hint)
-    };
+    let count = |p: &mut Problems, v: &Value<'_>, hint: &str| int_in(p, v, 0, 1_000_000, hint);
     PoolConfig {
         max_connections: field(p, t, "max_connections", |p, v| {
-            count(p, v, "write a number of connections, like 1024, or 0 for no cap")
+            count(
+                p,
+                v,
+                "write a number of connections, like 1024, or 0 for no cap",
+            )
         })
         .unwrap_or(defaults.max_connections),
         max_idle: field(p, t, "max_idle", |p, v| {

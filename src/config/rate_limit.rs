@@ -79,7 +79,11 @@ fn key(p: &mut Problems, v: &Value<'_>) -> Option<Option<RateKey>> {
             .map(RateKey::Header),
     };
     if key.is_none() {
-        p.add(v.span().start, format!("invalid rate limit key \"{s}\""), hint);
+        p.add(
+            v.span().start,
+            format!("invalid rate limit key \"{s}\""),
+            hint,
+        );
     }
     Some(key)
 }

@@ -17,8 +17,20 @@ use super::validate;
 use super::{BackendId, DEFAULT_ROUTE, FallbackConfig, HostMatch, RouteConfig, Sticky};
 
 const ROUTE_KEYS: &[&str] = &[
-    "name", "path", "methods", "host", "headers", "flag", "weight", "sticky", "cohort", "rewrite",
-    "legacy", "new", "fallback", "rate_limit",
+    "name",
+    "path",
+    "methods",
+    "host",
+    "headers",
+    "flag",
+    "weight",
+    "sticky",
+    "cohort",
+    "rewrite",
+    "legacy",
+    "new",
+    "fallback",
+    "rate_limit",
 ];
 
 /// What every route is checked against.

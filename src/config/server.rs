@@ -6,9 +6,9 @@ use super::reader::{
     Problems, Table, Value, duration, expect_array, expect_bool, expect_str, field, file_path,
     int_in, optional_str, positive_duration, size, socket_addr,
 };
-use crate::cidr::Cidr;
 use super::validate::valid_env_name;
 use super::{ServerConfig, TlsConfig};
+use crate::cidr::Cidr;
 
 const SERVER_KEYS: &[&str] = &[
     "listen",
@@ -77,7 +77,11 @@ fn size_in(p: &mut Problems, v: &Value<'_>, min: u64, max: u64) -> Option<u64> {
         p.add(
             v.span().start,
             format!("size {n} is out of range"),
-            format!("write a size from {} KiB to {} KiB, like \"64KiB\"", min >> 10, max >> 10),
+            format!(
+                "write a size from {} KiB to {} KiB, like \"64KiB\"",
+                min >> 10,
+                max >> 10
+            ),
         );
         return None;
     }

@@ -37,7 +37,9 @@ pub(super) fn finish_response(
             return Err(ProxyError::BadGateway("backend switched protocols unasked"));
         };
         if !headers::upgrades_to_websocket(response.headers()) {
-            return Err(ProxyError::BadGateway("backend switched to another protocol"));
+            return Err(ProxyError::BadGateway(
+                "backend switched to another protocol",
+            ));
         }
         let backend_upgrade = hyper::upgrade::on(&mut response);
         tunnel::spawn(tunnels, client_upgrade, backend_upgrade);

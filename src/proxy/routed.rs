@@ -133,7 +133,9 @@ fn check_host(parts: &Parts, uri: &Uri) -> Result<(), ProxyError> {
         && !scheme.eq_ignore_ascii_case("http")
         && !scheme.eq_ignore_ascii_case("https")
     {
-        return Err(ProxyError::BadRequest("request target scheme must be http or https"));
+        return Err(ProxyError::BadRequest(
+            "request target scheme must be http or https",
+        ));
     }
     if let Some(authority) = uri.authority()
         && !valid_host(authority.as_str().as_bytes())
@@ -165,7 +167,9 @@ fn valid_host(host: &[u8]) -> bool {
             let port = authority.as_str().get(name.len()..).unwrap_or("");
             !name.is_empty()
                 && (port.is_empty()
-                    || port.strip_prefix(':').is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit())))
+                    || port
+                        .strip_prefix(':')
+                        .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit())))
         }
         Err(_) => false,
     }
