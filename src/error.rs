@@ -101,7 +101,7 @@ pub(crate) fn json_error(
 }
 
 /// Not a standard status: nginx's, for a client that went away first.
-const CLIENT_CLOSED_REQUEST: StatusCode = match StatusCode::from_u16(499) {
+pub(crate) const CLIENT_CLOSED_REQUEST: StatusCode = match StatusCode::from_u16(499) {
     Ok(status) => status,
     Err(_) => StatusCode::BAD_REQUEST,
 };

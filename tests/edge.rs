@@ -1150,3 +1150,44 @@ async fn encoded_slashes_and_backslashes_never_become_separators() {
     assert_eq!(status_of(&backslash), 200, "{backslash}");
     assert_eq!(new.last().uri, "/api/..\\admin");
 }
+
+/// An HTTP/2 client that resets its stream while the backend is still
+/// thinking is counted as gone (499, `backend="none"`), not as anything the
+/// backend did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_resets_its_stream_is_counted_as_gone() {
+    let slow = TestBackend::with_handler("legacy", |_| async {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        http::Response::new(strangler::body::full("late"))
+    })
+    .await;
+    let proxy = TestProxy::start(&config_with(&slow.url(), &slow.url(), "")).await;
+    let (client, _connection) = h2_connect(proxy.addr).await;
+    let mut client = timeout(DEADLINE, client.ready()).await.unwrap().unwrap();
+    let request = http::Request::get(format!("http://{}/slow", proxy.addr))
+        .body(())
+        .unwrap();
+    let (_response, mut stream) = client.send_request(request, true).unwrap();
+    support::eventually(DEADLINE, "the request reached the backend", || async {
+        slow.connection_count() > 0
+    })
+    .await;
+    stream.send_reset(h2::Reason::CANCEL);
+    let metrics_url = proxy.admin_url("/metrics");
+    support::eventually(DEADLINE, "the reset request is counted as gone", || {
+        let url = metrics_url.clone();
+        async move {
+            let text = get(&url).await.text();
+            metric(
+                &text,
+                r#"strangler_requests_total{route="_default",backend="none",code="499"}"#,
+            ) == Some(1.0)
+        }
+    })
+    .await;
+    let text = get(&metrics_url).await.text();
+    assert!(
+        !text.contains(r#"backend="legacy",code="#),
+        "the reset was blamed on legacy: {text}"
+    );
+}

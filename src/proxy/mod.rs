@@ -133,6 +133,12 @@ async fn handle(
         started,
         request_id: req.headers().get(&X_REQUEST_ID).cloned(),
     };
+    // Until the answer is made: if this future is dropped, the client went away.
+    let mut gone = ClientGone {
+        snapshot,
+        observer: shared.observer.as_ref(),
+        exchange: Some(exchange.clone()),
+    };
     let (mut parts, body) = req.into_parts();
     // Taken out so the routing result can borrow it while the parts move on.
     let uri = std::mem::take(&mut parts.uri);
@@ -140,6 +146,7 @@ async fn handle(
         Ok(routed) => {
             exchange.route = routed.decision.route;
             exchange.to_new = routed.decision.target == Target::New;
+            gone.routed(&exchange);
             match rate_limit(snapshot, &routed, &parts) {
                 Ok(()) => forward(snapshot, shared, routed, parts, body).await,
                 Err(error) => Err(error),
@@ -168,6 +175,7 @@ async fn handle(
             error.into_response(exchange.request_id.as_ref())
         }
     };
+    gone.exchange = None;
     exchange.status = response.status();
     if snapshot.config.server.debug_headers {
         add_debug_headers(snapshot, &exchange, response.headers_mut());
@@ -176,6 +184,44 @@ async fn handle(
         observer.observe(snapshot, &exchange);
     }
     response
+}
+
+/// Observes a request whose client went away before its answer was made
+/// (the request's future dropped: an HTTP/2 stream reset, a connection
+/// closed mid-request): `code="499"`, `backend="none"`, apart from the
+/// backends' failures.
+struct ClientGone<'a> {
+    snapshot: &'a Snapshot,
+    observer: Option<&'a Arc<dyn Observer>>,
+    /// `Some` until the answer is made.
+    exchange: Option<Exchange>,
+}
+
+impl ClientGone<'_> {
+    fn routed(&mut self, exchange: &Exchange) {
+        if let Some(gone) = &mut self.exchange {
+            gone.route = exchange.route;
+            gone.to_new = exchange.to_new;
+        }
+    }
+}
+
+impl Drop for ClientGone<'_> {
+    fn drop(&mut self) {
+        let Some(mut exchange) = self.exchange.take() else {
+            return;
+        };
+        debug!(
+            route = self.snapshot.handles(exchange.route).label.as_str(),
+            request_id = exchange.request_id(),
+            "client went away before its answer"
+        );
+        if let Some(observer) = self.observer {
+            exchange.status = crate::error::CLIENT_CLOSED_REQUEST;
+            exchange.proxy_error = true;
+            observer.observe(self.snapshot, &exchange);
+        }
+    }
 }
 
 /// SPEC §3.8: takes a token from the bucket of the request's key on its
