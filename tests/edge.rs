@@ -1196,3 +1196,75 @@ async fn a_client_that_resets_its_stream_is_counted_as_gone() {
         "the reset was blamed on legacy: {text}"
     );
 }
+
+// === max_header_size ===
+
+/// A head over `max_header_size` is a 431 and never forwarded, over HTTP/1.1
+/// (whole or still arriving: the buffer stops there) and HTTP/2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heads_over_max_header_size_are_431_and_never_forwarded() {
+    let legacy = TestBackend::start("legacy").await;
+    let toml = config_with_server(
+        "max_header_size = \"16KiB\"",
+        &legacy.url(),
+        &legacy.url(),
+        "",
+    );
+    let proxy = TestProxy::start(&toml).await;
+    let big = "a".repeat(20 * 1024);
+
+    let whole = format!("GET /big HTTP/1.1\r\nhost: a.test\r\nx-big: {big}\r\n\r\n");
+    let answer = raw_exchange(proxy.addr, whole.as_bytes()).await;
+    assert_eq!(status_of(&answer), 431, "{answer}");
+
+    // A head that never ends: the proxy answers once 16 KiB are in, and
+    // closes, rather than buffering on.
+    let mut partial = TcpStream::connect(proxy.addr).await.unwrap();
+    partial
+        .write_all(b"GET /partial HTTP/1.1\r\nhost: a.test\r\n")
+        .await
+        .unwrap();
+    let line = format!("x-more: {}\r\n", "b".repeat(1000));
+    let mut refused = false;
+    for _ in 0..64 {
+        if partial.write_all(line.as_bytes()).await.is_err() {
+            refused = true;
+            break;
+        }
+    }
+    let rest = String::from_utf8_lossy(&read_until_closed(&mut partial).await).into_owned();
+    assert!(refused || rest.starts_with("HTTP/1.1 431"), "{rest}");
+
+    // Within the limit: forwarded.
+    let fine = format!(
+        "GET /fine HTTP/1.1\r\nhost: a.test\r\nx-big: {}\r\n\r\n",
+        &big[..8 * 1024]
+    );
+    assert_eq!(
+        status_of(&raw_exchange(proxy.addr, fine.as_bytes()).await),
+        200
+    );
+
+    // HTTP/2: the header list is bounded the same way.
+    let (client, _connection) = h2_connect(proxy.addr).await;
+    let mut client = timeout(DEADLINE, client.ready()).await.unwrap().unwrap();
+    let request = http::Request::get(format!("http://{}/big-h2", proxy.addr))
+        .header("x-big", big.as_str())
+        .body(())
+        .unwrap();
+    let outcome = match client.send_request(request, true) {
+        Ok((response, _)) => timeout(DEADLINE, response)
+            .await
+            .unwrap()
+            .map(|r| r.status()),
+        Err(error) => Err(error),
+    };
+    assert!(
+        matches!(&outcome, Ok(status) if *status == 431) || outcome.is_err(),
+        "{outcome:?}"
+    );
+
+    still_serves(&proxy).await;
+    let uris: Vec<_> = legacy.seen.all().iter().map(|s| s.uri.clone()).collect();
+    assert_eq!(uris, ["/fine", "/still-serving"]);
+}
