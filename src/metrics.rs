@@ -385,6 +385,7 @@ impl Observer for Telemetry {
             status = exchange.status.as_u16(),
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             fallback = exchange.fallback.map(|r| r.label()),
+            client = exchange.client.map(tracing::field::display),
             request_id = exchange.request_id(),
         );
     }

@@ -1268,3 +1268,43 @@ async fn heads_over_max_header_size_are_431_and_never_forwarded() {
     let uris: Vec<_> = legacy.seen.all().iter().map(|s| s.uri.clone()).collect();
     assert_eq!(uris, ["/fine", "/still-serving"]);
 }
+
+/// The access log names the client address of SPEC §3.9: behind a trusted
+/// load balancer, the forwarded one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_access_log_names_the_forwarded_client() {
+    let legacy = TestBackend::start("legacy").await;
+    let backends = support::backends_with(&legacy.url(), &legacy.url(), "");
+    let proxy = support::Binary::start_with(
+        "trusted_proxies = [\"127.0.0.1/32\"]",
+        &backends,
+        &[],
+        &["--log-format", "json"],
+    )
+    .await;
+    let answer = support::get_with(
+        &proxy.url("/logged"),
+        &[
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-request-id", "edge-log-1"),
+        ],
+    )
+    .await;
+    assert_eq!(answer.status, 200);
+    let mut client = None;
+    support::eventually(DEADLINE, "the access log has the request", || {
+        client = proxy
+            .log()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .find(|event| {
+                event["target"] == "strangler::access"
+                    && event["fields"]["request_id"] == "edge-log-1"
+            })
+            .map(|event| event["fields"]["client"].clone());
+        let done = client.is_some();
+        async move { done }
+    })
+    .await;
+    assert_eq!(client.unwrap(), "203.0.113.9");
+}

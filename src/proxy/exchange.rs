@@ -30,6 +30,8 @@ pub struct Exchange {
     pub started: Instant,
     /// `x-request-id`, as set by the service stack.
     pub request_id: Option<HeaderValue>,
+    /// The client's address (SPEC §3.9), once known.
+    pub client: Option<std::net::IpAddr>,
 }
 
 impl Exchange {

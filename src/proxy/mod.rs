@@ -132,6 +132,7 @@ async fn handle(
         attempts: Attempts::default(),
         started,
         request_id: req.headers().get(&X_REQUEST_ID).cloned(),
+        client: None,
     };
     // Until the answer is made: if this future is dropped, the client went away.
     let mut gone = ClientGone {
@@ -146,6 +147,7 @@ async fn handle(
         Ok(routed) => {
             exchange.route = routed.decision.route;
             exchange.to_new = routed.decision.target == Target::New;
+            exchange.client = Some(routed.client_ip);
             gone.routed(&exchange);
             match rate_limit(snapshot, &routed, &parts) {
                 Ok(()) => forward(snapshot, shared, routed, parts, body).await,
@@ -202,6 +204,7 @@ impl ClientGone<'_> {
         if let Some(gone) = &mut self.exchange {
             gone.route = exchange.route;
             gone.to_new = exchange.to_new;
+            gone.client = exchange.client;
         }
     }
 }
