@@ -1308,3 +1308,40 @@ async fn the_access_log_names_the_forwarded_client() {
     .await;
     assert_eq!(client.unwrap(), "203.0.113.9");
 }
+
+/// A client that stalls mid-upload on a fallback route gets 408 from the
+/// proxy, with no `x-strangler-backend` and `backend="none"`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_upload_is_408_with_no_backend() {
+    let legacy = TestBackend::start("legacy").await;
+    let new = TestBackend::start("new").await;
+    let proxy = TestProxy::start(&config_with_server(
+        "header_read_timeout = \"300ms\"",
+        &legacy.url(),
+        &new.url(),
+        "[[routes]]\nname = \"up\"\npath = \"/up\"\nweight = 100\n",
+    ))
+    .await;
+    let mut stalled = TcpStream::connect(proxy.addr).await.unwrap();
+    stalled
+        .write_all(b"PUT /up HTTP/1.1\r\nhost: a.test\r\ncontent-length: 100\r\n\r\n0123456789")
+        .await
+        .unwrap();
+    let answer = read_response(&mut stalled).await;
+    assert_eq!(status_of(&answer), 408, "{answer}");
+    assert!(
+        !answer.to_lowercase().contains("x-strangler-backend"),
+        "{answer}"
+    );
+    assert!(answer.contains("\"error\""), "{answer}");
+    let text = get(&proxy.admin_url("/metrics")).await.text();
+    assert_eq!(
+        metric(
+            &text,
+            r#"strangler_requests_total{route="up",backend="none",code="408"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    still_serves(&proxy).await;
+}
