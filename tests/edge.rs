@@ -1345,3 +1345,70 @@ async fn a_stalled_upload_is_408_with_no_backend() {
     );
     still_serves(&proxy).await;
 }
+
+/// Response framing a backend can get wrong: each is refused (502 before any
+/// head went out) or cut off (the client's connection is closed rather than
+/// left open with a body it cannot delimit), and the proxy keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_backend_framing_never_reaches_the_client_as_a_whole_answer() {
+    let cases: &[(&str, &'static [u8], Option<u16>)] = &[
+        (
+            "Content-Length: +3",
+            b"HTTP/1.1 200 OK\r\ncontent-length: +3\r\n\r\nabc",
+            Some(502),
+        ),
+        (
+            "an invalid chunk size",
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+            None,
+        ),
+        (
+            "obs-fold",
+            b"HTTP/1.1 200 OK\r\nx-a: 1\r\n folded\r\ncontent-length: 2\r\n\r\nok",
+            None,
+        ),
+    ];
+    for (name, raw, status) in cases {
+        let backend = Scripted::start(raw).await;
+        let fine = TestBackend::start("fine").await;
+        let proxy = TestProxy::start(&config_with(
+            &fine.url(),
+            &fine.url(),
+            &format!(
+                "[backends.sloppy]\nurl = \"{}\"\n\n[[routes]]\npath = \"/sloppy\"\nlegacy = \"sloppy\"\n",
+                backend.url()
+            ),
+        ))
+        .await;
+        let mut client = TcpStream::connect(proxy.addr).await.unwrap();
+        client
+            .write_all(b"GET /sloppy HTTP/1.1\r\nhost: a.test\r\n\r\n")
+            .await
+            .unwrap();
+        let got = String::from_utf8_lossy(&read_until_closed_or(&mut client).await).into_owned();
+        match status {
+            Some(status) => assert_eq!(status_of(&got), *status, "{name}: {got}"),
+            None => {
+                // Either refused before the head, or the head went out and
+                // the body was cut off with the connection.
+                let whole = got.ends_with("abc") && got.contains("content-length: 3");
+                assert!(!whole, "{name}: {got}");
+                if !got.is_empty() && status_of(&got) == 200 {
+                    // The connection was closed (read_until_closed_or saw EOF
+                    // before its 2 s), not left waiting for bytes that never come.
+                    let mut probe = [0u8; 1];
+                    let eof = timeout(Duration::from_millis(100), client.read(&mut probe)).await;
+                    assert!(
+                        matches!(eof, Ok(Ok(0)) | Ok(Err(_))),
+                        "{name}: connection left open: {got}"
+                    );
+                }
+            }
+        }
+        still_serves(&proxy).await;
+        // A GET broken before a whole answer is tried once more on a fresh
+        // connection (a stale pooled one is the usual cause); never more.
+        let heads = backend.heads().len();
+        assert!((1..=2).contains(&heads), "{name}: {heads} requests");
+    }
+}
