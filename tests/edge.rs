@@ -1412,3 +1412,25 @@ async fn malformed_backend_framing_never_reaches_the_client_as_a_whole_answer() 
         assert!((1..=2).contains(&heads), "{name}: {heads} requests");
     }
 }
+
+#[test]
+fn an_empty_rate_limit_table_takes_the_spec_defaults() {
+    let text = config_with(
+        "http://127.0.0.1:1",
+        "http://127.0.0.1:1",
+        "[[routes]]\npath = \"/a\"\n[routes.rate_limit]\n",
+    );
+    let config = strangler::config::parse(&text, std::path::Path::new("s.toml")).unwrap();
+    assert_eq!(
+        config.routes[0].rate_limit,
+        Some(strangler::config::RateLimitConfig {
+            rps: 100.0,
+            burst: 200,
+            key: strangler::config::RateKey::Ip,
+        })
+    );
+    assert_eq!(
+        config.routes[0].rate_limit.as_ref().map(|r| r.burst),
+        Some(200)
+    );
+}

@@ -13,21 +13,14 @@ const KEYS: &[&str] = &["rps", "burst", "key"];
 pub(super) fn read_rate_limit(p: &mut Problems, t: &Table<'_, '_>) -> Option<RateLimitConfig> {
     t.entries?;
     t.check_keys(p, KEYS);
+    // SPEC §2: an omitted key means the value the example shows.
     let rps = match t.get("rps") {
         Some(v) => rps(p, v),
-        None => {
-            p.add(
-                t.at,
-                "[routes.rate_limit] has no rps",
-                "add rps = 100 (sustained requests per second per key)",
-            );
-            None
-        }
+        None => Some(100.0),
     };
     let burst = match t.get("burst") {
         Some(v) => burst(p, v),
-        // A bucket of one second's worth, at least 1.
-        None => rps.map(|rps: f64| rps.ceil().clamp(1.0, f64::from(u32::MAX)) as u32),
+        None => Some(200),
     };
     let key = field(p, t, "key", key).unwrap_or(Some(RateKey::Ip));
     Some(RateLimitConfig {
