@@ -23,9 +23,11 @@ mod metrics;
 mod path;
 mod proxy;
 mod reload;
+mod runtime;
 pub mod route;
 pub mod server;
 pub mod snapshot;
+mod state_file;
 mod stats;
 mod tls;
 

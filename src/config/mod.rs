@@ -7,8 +7,8 @@
 //!
 //! - `reader`: the generic spanned-TOML reader (positions, unknown keys, typed
 //!   values, "did you mean");
-//! - `server`, `defaults`, `backends`, `flags`, `routes`, `fallback`: one reader
-//!   per section, each beside its known keys;
+//! - `server`, `defaults`, `backends`, `flags`, `routes`, `fallback`, `rollout`
+//!   (ramp and rollback): one reader per section, each beside its known keys;
 //! - `validate`: the domain rules, pure functions on plain values.
 
 mod backends;
@@ -18,6 +18,7 @@ mod flags;
 mod model;
 mod parse;
 mod reader;
+mod rollout;
 mod routes;
 mod server;
 pub mod units;
