@@ -73,7 +73,10 @@ impl Admin {
                     request_id.as_ref(),
                 ));
             };
-            let body = match Limited::new(req.into_body(), MAX_ADMIN_BODY).collect().await {
+            let body = match Limited::new(req.into_body(), MAX_ADMIN_BODY)
+                .collect()
+                .await
+            {
                 Ok(body) => body.to_bytes(),
                 Err(_) => {
                     return Ok(json_error(

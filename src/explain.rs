@@ -122,7 +122,11 @@ pub fn explain(
             let _ = writeln!(out, "flag:      {flag} = false → legacy");
         }
         Reason::Forced => {
-            let header = config.server.force_header.as_ref().map_or("?", |h| h.as_str());
+            let header = config
+                .server
+                .force_header
+                .as_ref()
+                .map_or("?", |h| h.as_str());
             let _ = writeln!(out, "forced:    by the {header} header");
         }
         Reason::RolledBack => {

@@ -293,13 +293,30 @@ fn log_changes(old: &Config, new: &Config) {
         }
         if was.ramp != route.ramp {
             let steps = route.ramp.as_ref().map(|r| {
-                let steps: Vec<String> = r.steps_bp.iter().map(|&bp| percent(bp).to_string()).collect();
-                format!("[{}] every {} from {}", steps.join(", "), humantime::format_duration(r.every), humantime::format_rfc3339_seconds(r.start))
+                let steps: Vec<String> = r
+                    .steps_bp
+                    .iter()
+                    .map(|&bp| percent(bp).to_string())
+                    .collect();
+                format!(
+                    "[{}] every {} from {}",
+                    steps.join(", "),
+                    humantime::format_duration(r.every),
+                    humantime::format_rfc3339_seconds(r.start)
+                )
             });
-            info!(route = name, ramp = steps.as_deref().unwrap_or("none"), "route ramp changed");
+            info!(
+                route = name,
+                ramp = steps.as_deref().unwrap_or("none"),
+                "route ramp changed"
+            );
         }
         if was.rollback != route.rollback {
-            info!(route = name, rollback = route.rollback.is_some(), "route rollback changed");
+            info!(
+                route = name,
+                rollback = route.rollback.is_some(),
+                "route rollback changed"
+            );
         }
     }
     let after: HashSet<&str> = new.routes.iter().map(|r| r.name.as_str()).collect();
@@ -348,7 +365,12 @@ fn carry_runtime_state(old: &Snapshot, next: &Snapshot) {
     }
     for (name, file_value, flag) in next.flags() {
         if let Some(o) = flag.override_info() {
-            warn!(flag = name, value = o.value, file_value, "flag override still in force");
+            warn!(
+                flag = name,
+                value = o.value,
+                file_value,
+                "flag override still in force"
+            );
         }
     }
     if changed {

@@ -220,10 +220,19 @@ mod tests {
         assert_eq!(runtime.flag_override, Some(false));
         assert_eq!(
             state.clear_override(),
-            Some(Override { value: 0, set_at: at })
+            Some(Override {
+                value: 0,
+                set_at: at
+            })
         );
         assert_eq!(state.clear_override(), None);
-        assert_eq!(flag.clear(), Some(Override { value: false, set_at: at }));
+        assert_eq!(
+            flag.clear(),
+            Some(Override {
+                value: false,
+                set_at: at
+            })
+        );
         assert_eq!(state.runtime(Some(&flag)), RouteRuntime::default());
     }
 }

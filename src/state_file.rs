@@ -126,7 +126,9 @@ pub(crate) fn restore(snapshot: &Snapshot, state: &StateFile) {
     for (name, record) in &state.flags {
         match snapshot.flags().find(|(n, _, _)| n == name) {
             Some((_, _, flag)) => flag.set(record.value, parse_time(&record.set_at)),
-            None => info!(flag = %name, "state_file: the flag no longer exists; its override is dropped"),
+            None => {
+                info!(flag = %name, "state_file: the flag no longer exists; its override is dropped")
+            }
         }
     }
 }
@@ -159,10 +161,9 @@ pub(crate) fn save(path: &Path, state: &StateFile) -> std::io::Result<()> {
     };
     let mut bytes = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
-    let name = path.file_name().map_or_else(
-        || "state".into(),
-        |n| n.to_string_lossy().into_owned(),
-    );
+    let name = path
+        .file_name()
+        .map_or_else(|| "state".into(), |n| n.to_string_lossy().into_owned());
     let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let written = std::fs::File::create(&temp).and_then(|mut file| {
         file.write_all(&bytes)?;
@@ -191,7 +192,9 @@ pub(crate) fn restore_at_start(snapshot: &Snapshot) {
             restore(snapshot, &state);
             info!(path = %path.display(), routes = state.routes.len(), flags = state.flags.len(), "runtime state restored");
         }
-        Ok(None) => info!(path = %path.display(), "no state file yet; starting with no runtime state"),
+        Ok(None) => {
+            info!(path = %path.display(), "no state file yet; starting with no runtime state")
+        }
         Err(why) => error!(
             path = %path.display(),
             "state_file: {why}; starting with no runtime state (the file is replaced at the next change)"
@@ -214,7 +217,9 @@ pub(crate) fn spawn_saver(snapshot: SharedSnapshot) -> JoinHandle<()> {
             let saved = tokio::task::spawn_blocking(move || save(&path, &state).map(|()| path));
             match saved.await {
                 Ok(Ok(_)) => {}
-                Ok(Err(e)) => error!(error = %e, "cannot write the state file; runtime state is kept in memory"),
+                Ok(Err(e)) => {
+                    error!(error = %e, "cannot write the state file; runtime state is kept in memory")
+                }
                 Err(e) => error!(error = %e, "state file writer failed"),
             }
         }

@@ -85,9 +85,7 @@ pub(super) fn apply(
             let parsed: WeightBody = match serde_json::from_slice(body) {
                 Ok(parsed) => parsed,
                 Err(e) => {
-                    return bad_body(format!(
-                        "the body must be {{\"weight\": 0..100}}: {e}"
-                    ));
+                    return bad_body(format!("the body must be {{\"weight\": 0..100}}: {e}"));
                 }
             };
             let Some(bp) = weight_bp(parsed.weight) else {

@@ -34,7 +34,6 @@ pub(super) fn route_json(snapshot: &Snapshot, compiled: &CompiledRoute) -> Value
         json!({
             "name": name,
             "value": runtime.flag_override.unwrap_or(*value),
-            "file_value": value,
         })
     });
     let ramp = route.ramp.as_ref().map(|ramp| {
@@ -139,7 +138,11 @@ fn fallbacks(counters: &RouteCounters) -> Value {
 /// One side's statistics: `{"attempts", "failures", "error_rate", "p50_ms", "p95_ms", "p99_ms"}`.
 fn side(window: &Window, now: Instant) -> Value {
     let summary: Summary = window.summary(now);
-    let ms = |q| summary.percentile(q).map(|d| round2(d.as_secs_f64() * 1000.0));
+    let ms = |q| {
+        summary
+            .percentile(q)
+            .map(|d| round2(d.as_secs_f64() * 1000.0))
+    };
     json!({
         "attempts": summary.attempts,
         "failures": summary.failures,

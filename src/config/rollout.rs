@@ -110,7 +110,13 @@ fn start_time(p: &mut Problems, v: &Value<'_>) -> Option<SystemTime> {
         }
     };
     validate::rfc3339(&text)
-        .map_err(|why| p.add(v.span().start, format!("invalid start \"{text}\": {why}"), hint))
+        .map_err(|why| {
+            p.add(
+                v.span().start,
+                format!("invalid start \"{text}\": {why}"),
+                hint,
+            )
+        })
         .ok()
 }
 

@@ -7,10 +7,10 @@ use http::{HeaderName, HeaderValue, Method};
 use super::backends::BackendNames;
 use super::defaults::{Defaults, NameRef, backend_ref};
 use super::fallback::read_fallback;
-use super::rollout::{read_ramp, read_rollback, weight};
 use super::reader::{
     Lines, Problems, Table, Value, expect_array, expect_str, expect_table, field, suggest,
 };
+use super::rollout::{read_ramp, read_rollback, weight};
 use super::validate;
 use super::{BackendId, DEFAULT_ROUTE, FallbackConfig, HostMatch, RouteConfig, Sticky};
 

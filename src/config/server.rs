@@ -59,7 +59,8 @@ pub(super) fn read_server(p: &mut Problems, root: &Table<'_, '_>) -> ServerConfi
         tls: read_tls(p, &t),
         force_header: field(p, &t, "force_header", force_header).flatten(),
         state_file: field(p, &t, "state_file", |p, v| {
-            let hint = "write a file path, like \"/var/lib/strangler/state.json\", or \"\" for none";
+            let hint =
+                "write a file path, like \"/var/lib/strangler/state.json\", or \"\" for none";
             optional_str(p, v, hint).map(|s| s.map(PathBuf::from))
         })
         .flatten(),

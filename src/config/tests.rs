@@ -299,7 +299,10 @@ state_file = "/var/lib/strangler/state.json"
     assert_eq!(rollback.window, Duration::from_secs(60));
     // [defaults.rollback] alone gives every route a rollback.
     let b = c.routes[1].rollback.as_ref().unwrap();
-    assert_eq!((b.min_requests, b.max_error_rate, b.max_p95), (50, 5.0, None));
+    assert_eq!(
+        (b.min_requests, b.max_error_rate, b.max_p95),
+        (50, 5.0, None)
+    );
     assert_eq!(c.server.force_header.as_ref().unwrap(), "x-strangler-force");
     assert_eq!(
         c.server.state_file.as_deref(),
@@ -350,7 +353,12 @@ steps = []
     let e = one_error(&with_backends(
         "[[routes]]\npath = \"/a\"\n[routes.ramp]\nsteps = [50, 25]\nevery = \"1h\"\nstart = \"2026-12-01T09:00:00Z\"\n",
     ));
-    assert_error(&e, 9, 14, "ramp step 2 is below the step before it (25 < 50)");
+    assert_error(
+        &e,
+        9,
+        14,
+        "ramp step 2 is below the step before it (25 < 50)",
+    );
 }
 
 #[test]

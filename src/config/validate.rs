@@ -270,7 +270,14 @@ pub(super) fn rfc3339(s: &str) -> Result<SystemTime, String> {
                 return Err("invalid zone offset".into());
             }
             let secs = hours * 3600 + minutes * 60;
-            (local, if zone.starts_with('-') { -(secs as i64) } else { secs as i64 })
+            (
+                local,
+                if zone.starts_with('-') {
+                    -(secs as i64)
+                } else {
+                    secs as i64
+                },
+            )
         }
         _ if s.ends_with(['Z', 'z']) => (&s[..s.len() - 1], 0),
         _ => return Err("it has no zone: end it with Z (UTC) or an offset like +01:00".into()),

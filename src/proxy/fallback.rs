@@ -268,7 +268,9 @@ fn judge(
     if handles.state.is_tripped() {
         return;
     }
-    let slow = latency.zip(rollback.max_p95).is_some_and(|(l, max)| l > max);
+    let slow = latency
+        .zip(rollback.max_p95)
+        .is_some_and(|(l, max)| l > max);
     if !(failed || slow || handles.stats.verdict_due(now)) {
         return;
     }

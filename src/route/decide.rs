@@ -56,7 +56,14 @@ pub fn decide(
                     } else {
                         Target::Legacy
                     };
-                    (target, Reason::Weight { bucket, source, from })
+                    (
+                        target,
+                        Reason::Weight {
+                            bucket,
+                            source,
+                            from,
+                        },
+                    )
                 }
             }
         }
@@ -580,7 +587,10 @@ mod tests {
         assert_eq!(ramp.step_at(t0()), None);
         assert_eq!(ramp.next_at(t0()), Some(start));
         assert_eq!(ramp.next_at(start), Some(start + HOUR));
-        assert_eq!(ramp.next_at(start + HOUR + HOUR / 2), Some(start + 2 * HOUR));
+        assert_eq!(
+            ramp.next_at(start + HOUR + HOUR / 2),
+            Some(start + 2 * HOUR)
+        );
         assert_eq!(ramp.next_at(start + 2 * HOUR), None);
     }
 
@@ -589,9 +599,13 @@ mod tests {
         let config = config(vec![ramping()]);
         let router = Router::new(&config.routes);
         let at = |now, draw| {
-            decide(&config, &router, &Req::get("/").info(), Inputs { draw, now }, |_| {
-                RouteRuntime::default()
-            })
+            decide(
+                &config,
+                &router,
+                &Req::get("/").info(),
+                Inputs { draw, now },
+                |_| RouteRuntime::default(),
+            )
             .target
         };
         let start = t0() + HOUR;
@@ -623,7 +637,11 @@ mod tests {
         // 1. The force header beats a trip, an override and a false flag.
         let d = force(off.clone(), "NEW", tripped);
         assert_eq!((d.target, d.reason), (Target::New, Reason::Forced));
-        let d = force(route("a", "/").weight(10_000), "legacy", RouteRuntime::default());
+        let d = force(
+            route("a", "/").weight(10_000),
+            "legacy",
+            RouteRuntime::default(),
+        );
         assert_eq!((d.target, d.reason), (Target::Legacy, Reason::Forced));
         // Another value is ignored.
         let d = force(off.clone(), "maybe", RouteRuntime::default());

@@ -35,7 +35,8 @@ pub struct RouteCounters {
 }
 
 /// The reasons of a fallback, as metrics and `/routes` name them.
-pub(crate) const FALLBACK_REASONS: [&str; 5] = ["status", "connect", "timeout", "reset", "unhealthy"];
+pub(crate) const FALLBACK_REASONS: [&str; 5] =
+    ["status", "connect", "timeout", "reset", "unhealthy"];
 
 impl RouteCounters {
     /// Counts a fallback for `reason` (one of [`FALLBACK_REASONS`]).

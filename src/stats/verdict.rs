@@ -9,7 +9,11 @@ use crate::config::RollbackConfig;
 /// Why new's statistics trip the route, in words an operator reads in the
 /// log and `/routes` (`error_rate 12.5% over 60s, 40 attempts > 5%`); `None`
 /// while they do not. Fewer than `min_requests` attempts give no verdict.
-pub(crate) fn verdict(rollback: &RollbackConfig, new: &Summary, window: Duration) -> Option<String> {
+pub(crate) fn verdict(
+    rollback: &RollbackConfig,
+    new: &Summary,
+    window: Duration,
+) -> Option<String> {
     if new.attempts < rollback.min_requests {
         return None;
     }
@@ -63,7 +67,11 @@ mod tests {
         let origin = Instant::now();
         let w = Window::new(WINDOW, origin);
         for i in 0..attempts {
-            w.record(origin, i < failures, Some(Duration::from_millis(latency_ms)));
+            w.record(
+                origin,
+                i < failures,
+                Some(Duration::from_millis(latency_ms)),
+            );
         }
         w.summary(origin)
     }
@@ -88,8 +96,14 @@ mod tests {
 
     #[test]
     fn max_p95() {
-        assert_eq!(verdict(&rollback(None), &new_side(50, 0, 900), WINDOW), None);
-        assert_eq!(verdict(&rollback(Some(500)), &new_side(50, 0, 300), WINDOW), None);
+        assert_eq!(
+            verdict(&rollback(None), &new_side(50, 0, 900), WINDOW),
+            None
+        );
+        assert_eq!(
+            verdict(&rollback(Some(500)), &new_side(50, 0, 300), WINDOW),
+            None
+        );
         let why = verdict(&rollback(Some(500)), &new_side(50, 0, 700), WINDOW).unwrap();
         assert!(why.starts_with("p95 7"), "{why}");
         assert!(why.ends_with("over 60s, 50 attempts > 500ms"), "{why}");
@@ -99,6 +113,9 @@ mod tests {
         for _ in 0..30 {
             w.record(origin, false, None);
         }
-        assert_eq!(verdict(&rollback(Some(1)), &w.summary(origin), WINDOW), None);
+        assert_eq!(
+            verdict(&rollback(Some(1)), &w.summary(origin), WINDOW),
+            None
+        );
     }
 }

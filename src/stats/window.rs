@@ -275,7 +275,10 @@ mod tests {
         let s = w.summary(origin + secs(1));
         assert_eq!((s.attempts, s.failures), (40, 5));
         assert_eq!(s.error_rate(), 12.5);
-        assert_eq!(Window::new(secs(60), origin).summary(origin).error_rate(), 0.0);
+        assert_eq!(
+            Window::new(secs(60), origin).summary(origin).error_rate(),
+            0.0
+        );
     }
 
     #[test]
