@@ -22,7 +22,7 @@ pub(crate) fn verdict(
     if rate > rollback.max_error_rate {
         return Some(format!(
             "error_rate {}% over {over}, {} attempts > {}%",
-            round1(rate),
+            round2(rate),
             new.attempts,
             round1(rollback.max_error_rate)
         ));
@@ -42,6 +42,11 @@ pub(crate) fn verdict(
 /// To one decimal, printed without a trailing `.0`.
 fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
+}
+
+/// To two decimals, so a rate just over its threshold does not read as equal.
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
 }
 
 #[cfg(test)]
