@@ -6,6 +6,8 @@
 # request for the four cases of benches/fallback_cost.sh.
 #
 # Usage: benches/fallback_instructions.sh BIN_A BIN_B [N, default 2000]
+# ROLLBACK_ROUTE=1 measures GET on /plain, /fb and /rb (a route with
+# [routes.rollback]) instead of the POST cases.
 # Needs nginx and valgrind. Loopback only.
 set -euo pipefail
 
@@ -30,7 +32,11 @@ for _ in range(n):
         sys.exit(f"{method} {path}: {response.status}")
 PY
 
-CASES=("GET /plain/x" "GET /fb/x" "POST /plain/x" "POST /fb/x")
+if [[ "${ROLLBACK_ROUTE:-0}" == 1 ]]; then
+    CASES=("GET /plain/x" "GET /fb/x" "GET /rb/x")
+else
+    CASES=("GET /plain/x" "GET /fb/x" "POST /plain/x" "POST /fb/x")
+fi
 declare -A IR
 measure() { # name binary
     local port admin pid

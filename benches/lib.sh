@@ -57,7 +57,8 @@ CONF
 }
 
 # fallback_routes_config LISTEN ADMIN: strangler with one worker, legacy and new
-# both the origin, a route /plain without fallback and a route /fb with it.
+# both the origin, a route /plain without fallback and a route /fb with it
+# (and /rb, see below).
 fallback_routes_config() {
     cat <<CONF
 [server]
@@ -81,4 +82,8 @@ enabled = false
 path = "/fb"
 weight = 100
 CONF
+    # With ROLLBACK_ROUTE=1, also /rb: /fb with an automatic rollback.
+    if [[ "${ROLLBACK_ROUTE:-0}" == 1 ]]; then
+        printf '\n[[routes]]\npath = "/rb"\nweight = 100\n[routes.rollback]\nmax_p95 = "500ms"\n'
+    fi
 }

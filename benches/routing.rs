@@ -6,6 +6,7 @@ use std::fmt::Write;
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
+use std::time::SystemTime;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue, Method};
@@ -44,7 +45,13 @@ fn bench_decide(c: &mut Criterion) {
                     headers: &headers,
                     client_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
                 };
-                black_box(route::decide(&config, &router, &info, 1234))
+                let inputs = route::Inputs {
+                    draw: 1234,
+                    now: SystemTime::UNIX_EPOCH,
+                };
+                black_box(route::decide(&config, &router, &info, inputs, |_| {
+                    route::RouteRuntime::default()
+                }))
             })
         });
     }

@@ -1,12 +1,20 @@
 //! The admin listener (SPEC §5): health, readiness, metrics, config, routes,
-//! reload.
+//! reload, and the runtime overrides.
+//!
+//! - [`routes_view`]: `GET /routes`;
+//! - [`overrides`]: route and flag overrides, resuming a tripped route.
+
+mod overrides;
+mod routes_view;
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime};
 
+use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -17,6 +25,9 @@ use crate::headers::X_REQUEST_ID;
 use crate::metrics::Metrics;
 use crate::reload::{Outcome, Reloader, Trigger};
 use crate::snapshot::SharedSnapshot;
+
+/// The largest body an admin write accepts.
+const MAX_ADMIN_BODY: usize = 16 * 1024;
 
 /// What the admin API reads and drives.
 #[derive(Debug)]
@@ -33,7 +44,11 @@ impl Admin {
     pub(crate) async fn handle<B>(
         self: Arc<Self>,
         req: Request<B>,
-    ) -> Result<Response<ProxyBody>, Infallible> {
+    ) -> Result<Response<ProxyBody>, Infallible>
+    where
+        B: http_body::Body<Data = Bytes>,
+        B::Error: Into<crate::body::BoxError>,
+    {
         let path = req.uri().path();
         // Set by the request-id layer of `app::start`'s admin stack.
         let request_id = req.headers().get(&X_REQUEST_ID);
@@ -49,6 +64,36 @@ impl Admin {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             return Ok(response);
         }
+        if let Some(write) = overrides::parse(req.method(), path) {
+            let request_id = request_id.cloned();
+            let Ok(write) = write else {
+                return Ok(json_error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method not allowed",
+                    request_id.as_ref(),
+                ));
+            };
+            let body = match Limited::new(req.into_body(), MAX_ADMIN_BODY)
+                .collect()
+                .await
+            {
+                Ok(body) => body.to_bytes(),
+                Err(_) => {
+                    return Ok(json_error(
+                        StatusCode::BAD_REQUEST,
+                        "the body could not be read (at most 16 KiB)",
+                        request_id.as_ref(),
+                    ));
+                }
+            };
+            let snapshot = self.snapshot.load();
+            return Ok(overrides::apply(
+                &snapshot,
+                write,
+                &body,
+                request_id.as_ref(),
+            ));
+        }
         let response = match (req.method(), path) {
             (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
             (&Method::GET, "/readyz") => {
@@ -59,7 +104,9 @@ impl Admin {
                 }
             }
             (&Method::GET, "/metrics") => {
-                self.metrics.show_backends(&self.snapshot.load());
+                let snapshot = self.snapshot.load();
+                self.metrics.show_backends(&snapshot);
+                self.metrics.show_routes(&snapshot);
                 body::response(
                     StatusCode::OK,
                     "text/plain; version=0.0.4; charset=utf-8",
@@ -67,7 +114,9 @@ impl Admin {
                 )
             }
             (&Method::GET, "/config") => body::json(StatusCode::OK, &self.config_json()),
-            (&Method::GET, "/routes") => body::json(StatusCode::OK, &self.routes_json()),
+            (&Method::GET, "/routes") => {
+                body::json(StatusCode::OK, &routes_view::routes(&self.snapshot.load()))
+            }
             (&Method::GET, "/backends") => body::json(StatusCode::OK, &self.backends_json()),
             (&Method::POST, "/reload") => match self.reloader.reload(Trigger::Admin).await {
                 Outcome::Loaded { version } => {
@@ -123,57 +172,37 @@ impl Admin {
             "loaded_at": rfc3339(status.loaded_at),
             "path": self.reloader.path().display().to_string(),
             "last_error": status.last_error.map(|error| error.to_string()),
+            "overrides": self.overrides_json(),
         })
     }
 
-    /// `new_available` is true while the route's new backend would be tried
-    /// (half-open included); `_default`, which has no new, shows `null`.
-    fn routes_json(&self) -> Value {
+    /// `/config`'s `overrides`: `{"routes": {NAME: {"weight", "set_at"}},
+    /// "flags": {NAME: {"value", "set_at"}}}`, each beside the file's value.
+    fn overrides_json(&self) -> Value {
         let snapshot = self.snapshot.load();
-        let now = Instant::now();
-        let config = &snapshot.config;
-        let mut routes: Vec<Value> = snapshot
-            .routes()
-            .iter()
-            .map(|compiled| {
-                let route = &compiled.config;
-                let counters = &compiled.handles.counters;
-                let legacy = &config.backend(route.legacy).name;
-                let new = &config.backend(route.new).name;
-                json!({
-                    "name": route.name,
-                    "path": route.path,
-                    "weight": route.effective_weight_percent(),
-                    "flag": route.flag.as_ref().map(|(name, value)| json!({"name": name, "value": value})),
-                    "legacy": legacy,
-                    "new": new,
-                    "requests": {
-                        "legacy": counters.legacy.load(Ordering::Relaxed),
-                        "new": counters.new.load(Ordering::Relaxed),
-                        "errors": counters.errors.load(Ordering::Relaxed),
-                    },
-                    "fallbacks": counters.fallbacks.load(Ordering::Relaxed),
-                    "new_available": snapshot.backend(route.new).health.available(now),
-                })
-            })
-            .collect();
-        let counters = &snapshot.handles(None).counters;
-        routes.push(json!({
-            "name": crate::config::DEFAULT_ROUTE,
-            "path": null,
-            "weight": 0.0,
-            "flag": null,
-            "legacy": config.backend(config.default_legacy).name,
-            "new": null,
-            "requests": {
-                "legacy": counters.legacy.load(Ordering::Relaxed),
-                "new": 0,
-                "errors": counters.errors.load(Ordering::Relaxed),
-            },
-            "fallbacks": 0,
-            "new_available": null,
-        }));
-        Value::Array(routes)
+        let mut routes = serde_json::Map::new();
+        for route in snapshot.routes() {
+            if let Some(o) = route.handles.state.override_info() {
+                routes.insert(
+                    route.config.name.clone(),
+                    json!({
+                        "weight": routes_view::percent(o.value),
+                        "file_weight": routes_view::percent(route.config.weight_bp),
+                        "set_at": rfc3339(o.set_at),
+                    }),
+                );
+            }
+        }
+        let mut flags = serde_json::Map::new();
+        for (name, file_value, flag) in snapshot.flags() {
+            if let Some(o) = flag.override_info() {
+                flags.insert(
+                    name.to_owned(),
+                    json!({"value": o.value, "file_value": file_value, "set_at": rfc3339(o.set_at)}),
+                );
+            }
+        }
+        json!({ "routes": routes, "flags": flags })
     }
 }
 

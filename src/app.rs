@@ -21,6 +21,7 @@ use crate::metrics::{Metrics, Telemetry};
 use crate::reload::{self, ReloadError, Reloader, StartError};
 use crate::server::{self, Limits};
 use crate::snapshot::{SharedSnapshot, Snapshot};
+use crate::state_file;
 use crate::tls::ServerTls;
 
 /// What [`start`] needs: the config and the listeners, already bound.
@@ -53,6 +54,8 @@ pub struct Running {
     tunnels: TaskTracker,
     /// The active health checkers.
     prober: Arc<Prober>,
+    /// Writes `state_file` after each change of runtime state.
+    state_saver: JoinHandle<()>,
     shutdown_timeout: Duration,
     _watcher: Option<notify::RecommendedWatcher>,
 }
@@ -113,6 +116,7 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         self.proxy_task.abort();
+        self.state_saver.abort();
         self.prober.stop();
         if let Some(admin_task) = &self.admin_task {
             admin_task.abort();
@@ -141,8 +145,10 @@ pub fn start(launch: Launch) -> Result<Running, StartError> {
         .map_err(ReloadError::Tls)?;
     let metrics = Arc::new(Metrics::new());
     let snapshot = Snapshot::new(launch.config, None).map_err(ReloadError::Backend)?;
+    state_file::restore_at_start(&snapshot);
+    warn_state_in_memory(&snapshot.config);
     let snapshot: SharedSnapshot = Arc::new(ArcSwap::from_pointee(snapshot));
-    metrics.set_weights(None, &snapshot.load());
+    let state_saver = state_file::spawn_saver(snapshot.clone());
     let prober = Arc::new(Prober::new());
     prober.reconcile(&snapshot.load());
     let reloader = Arc::new(
@@ -216,9 +222,23 @@ pub fn start(launch: Launch) -> Result<Running, StartError> {
         admin_task,
         tunnels,
         prober,
+        state_saver,
         shutdown_timeout,
         _watcher: watcher,
     })
+}
+
+/// SPEC §2: runtime state kept in memory only is lost at a restart, which
+/// matters once a route can trip.
+fn warn_state_in_memory(config: &Config) {
+    if config.server.state_file.is_none()
+        && let Some(route) = config.routes.iter().find(|r| r.rollback.is_some())
+    {
+        warn!(
+            route = %route.name,
+            "a route has [routes.rollback] but server.state_file is not set: a trip or an override is lost at a restart"
+        );
+    }
 }
 
 async fn wait_for(mut stopped: watch::Receiver<bool>) {

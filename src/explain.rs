@@ -3,11 +3,14 @@
 
 use std::fmt::Write;
 use std::net::IpAddr;
+use std::time::SystemTime;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 
 use crate::config::{BackendConfig, Config, RouteConfig, Sticky};
-use crate::route::{self, BucketSource, Reason, RequestInfo, Router, Target};
+use crate::route::{
+    self, BucketSource, Inputs, Reason, RequestInfo, RouteRuntime, Router, Target, WeightFrom,
+};
 
 /// `check`'s output: one line per route, with what it does now.
 pub fn route_table(config: &Config) -> String {
@@ -35,7 +38,7 @@ pub fn route_table(config: &Config) -> String {
             "{:<20} {:<24} {:>8}  {:<22} {:<10} {:<10} {}",
             route.name,
             route.path,
-            percent(route.effective_weight_bp()),
+            percent(route::effective_weight(route, SystemTime::now(), RouteRuntime::default()).bp),
             flag,
             config.backend(route.legacy).name,
             config.backend(route.new).name,
@@ -84,7 +87,10 @@ pub fn explain(
     };
     let router = Router::new(&config.routes);
     // Any draw: for a random bucket the output gives the odds, not one outcome.
-    let decision = route::decide(config, &router, &info, 0);
+    // The runtime state (overrides, trips) is the running proxy's, not the file's.
+    let now = SystemTime::now();
+    let inputs = Inputs { draw: 0, now };
+    let decision = route::decide(config, &router, &info, inputs, |_| RouteRuntime::default());
 
     let mut out = String::new();
     let _ = writeln!(out, "request:   {method} {target}");
@@ -115,23 +121,52 @@ pub fn explain(
             let flag = route.flag.as_ref().map_or("?", |(name, _)| name.as_str());
             let _ = writeln!(out, "flag:      {flag} = false → legacy");
         }
-        Reason::Weight { bucket, source } => {
+        Reason::Forced => {
+            let header = config
+                .server
+                .force_header
+                .as_ref()
+                .map_or("?", |h| h.as_str());
+            let _ = writeln!(out, "forced:    by the {header} header");
+        }
+        Reason::RolledBack => {
+            let _ = writeln!(out, "rollback:  tripped → legacy");
+        }
+        Reason::Weight {
+            bucket,
+            source,
+            from,
+        } => {
             if let Some((flag, value)) = &route.flag {
                 let _ = writeln!(out, "flag:      {flag} = {value}");
             }
-            let _ = writeln!(out, "weight:    {}% to new", percent(route.weight_bp));
-            if source == BucketSource::Random && !route.weight_bp.is_multiple_of(10_000) {
+            let weight_bp = route::effective_weight(route, now, RouteRuntime::default()).bp;
+            let _ = writeln!(out, "weight:    {}% to new", percent(weight_bp));
+            if let (WeightFrom::Ramp { step }, Some(ramp)) = (from, &route.ramp) {
+                let next = ramp
+                    .next_at(now)
+                    .map_or("none (last step)".to_owned(), |t| {
+                        humantime::format_rfc3339_seconds(t).to_string()
+                    });
+                let _ = writeln!(
+                    out,
+                    "ramp:      step {} of {}, next step at {next}",
+                    step + 1,
+                    ramp.steps_bp.len()
+                );
+            }
+            if source == BucketSource::Random && !weight_bp.is_multiple_of(10_000) {
                 let _ = writeln!(
                     out,
                     "bucket:    random per request ({}): new iff bucket < {}",
                     no_key_reason(route),
-                    route.weight_bp
+                    weight_bp
                 );
                 let _ = writeln!(
                     out,
                     "backend:   {} with probability {}%, else {}",
                     new.name,
-                    percent(route.weight_bp),
+                    percent(weight_bp),
                     legacy.name
                 );
                 let _ = writeln!(
@@ -155,7 +190,7 @@ pub fn explain(
                     "bucket:    {bucket} from {} (cohort {:?}); new iff bucket < {}",
                     source_text(route, source),
                     route.cohort,
-                    route.weight_bp
+                    weight_bp
                 );
             }
         }

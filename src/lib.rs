@@ -26,8 +26,10 @@ mod proxy;
 mod ratelimit;
 mod reload;
 pub mod route;
+mod runtime;
 pub mod server;
 pub mod snapshot;
+mod state_file;
 mod stats;
 mod tls;
 

@@ -1,10 +1,9 @@
 //! Metric families (SPEC §7) and the per-request observer that feeds them and
 //! writes the access log.
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
@@ -78,9 +77,13 @@ pub(crate) struct Metrics {
     backend_available: Family<BackendLabels, Gauge>,
     backend_ejections: Family<BackendLabels, Counter>,
     rate_limited: Family<RouteLabels, Counter>,
+    rollbacks: Family<RouteLabels, Counter>,
+    rolled_back: Family<RouteLabels, Gauge>,
     /// The backends whose health the last scrape showed, so that the next
     /// one drops those a reload removed.
     health_shown: Mutex<Vec<Label>>,
+    /// The routes the last scrape showed, likewise.
+    routes_shown: Mutex<Vec<Label>>,
     /// The `backend` label of answers no backend was asked for (400, 408, 413).
     no_backend: Label,
 }
@@ -158,6 +161,18 @@ impl Metrics {
             "Requests refused with 429 by a route's rate limit",
             rate_limited.clone(),
         );
+        let rollbacks = Family::<RouteLabels, Counter>::default();
+        registry.register(
+            "strangler_rollbacks",
+            "Automatic rollbacks (trips) of a route with [routes.rollback]",
+            rollbacks.clone(),
+        );
+        let rolled_back = Family::<RouteLabels, Gauge>::default();
+        registry.register(
+            "strangler_route_rolled_back",
+            "1 while the route is tripped and sends everything to legacy",
+            rolled_back.clone(),
+        );
         // Both results exist from the start, so a dashboard sees 0, not nothing.
         for result in ["success", "failure"] {
             let _ = reloads.get_or_create(&ResultLabels { result });
@@ -173,7 +188,10 @@ impl Metrics {
             backend_available,
             backend_ejections,
             rate_limited,
+            rollbacks,
+            rolled_back,
             health_shown: Mutex::new(Vec::new()),
+            routes_shown: Mutex::new(Vec::new()),
             no_backend: Arc::new(NO_BACKEND.to_owned()),
         }
     }
@@ -225,29 +243,48 @@ impl Metrics {
         self.reloads.get_or_create(&ResultLabels { result }).inc();
     }
 
-    /// Sets `strangler_route_new_weight` to exactly the routes of `next`: every
-    /// route's value is set before the routes `previous` had and `next` lacks
-    /// are removed, so a scrape never sees a live route without its gauge.
-    pub(crate) fn set_weights(&self, previous: Option<&Snapshot>, next: &Snapshot) {
-        for route in next.routes() {
+    /// Copies every route's effective weight (the ramp moves it with the
+    /// clock; overrides and trips at any time) and rollback state into its
+    /// metrics, read at scrape time; routes gone since the last call are
+    /// dropped. The rollback metrics exist for routes with a rollback.
+    pub(crate) fn show_routes(&self, snapshot: &Snapshot) {
+        let mut shown = self.routes_shown.lock().unwrap_or_else(|e| e.into_inner());
+        let now = SystemTime::now();
+        for route in snapshot.routes() {
+            let labels = RouteLabels {
+                route: route.handles.label.clone(),
+            };
             self.new_weight
-                .get_or_create(&RouteLabels {
-                    route: route.handles.label.clone(),
-                })
-                .set(route.config.effective_weight_percent());
-        }
-        let live: HashSet<&Label> = next.routes().iter().map(|r| &r.handles.label).collect();
-        let gone = previous
-            .iter()
-            .flat_map(|p| p.routes())
-            .map(|r| &r.handles.label);
-        for label in gone {
-            if !live.contains(label) {
-                self.new_weight.remove(&RouteLabels {
-                    route: label.clone(),
-                });
+                .get_or_create(&labels)
+                .set(route.weight(now).percent());
+            let state = &route.handles.state;
+            if route.config.rollback.is_some() || state.trips() > 0 || state.is_tripped() {
+                self.rollbacks
+                    .get_or_create(&labels)
+                    .inner()
+                    .store(state.trips(), Ordering::Relaxed);
+                self.rolled_back
+                    .get_or_create(&labels)
+                    .set(i64::from(state.is_tripped()));
+            } else {
+                self.rollbacks.remove(&labels);
+                self.rolled_back.remove(&labels);
             }
         }
+        let live: Vec<Label> = snapshot
+            .routes()
+            .iter()
+            .map(|r| r.handles.label.clone())
+            .collect();
+        for gone in shown.iter().filter(|label| !live.contains(label)) {
+            let labels = RouteLabels {
+                route: gone.clone(),
+            };
+            self.new_weight.remove(&labels);
+            self.rollbacks.remove(&labels);
+            self.rolled_back.remove(&labels);
+        }
+        *shown = live;
     }
 
     fn record(&self, snapshot: &Snapshot, exchange: &Exchange, elapsed: Duration) {
@@ -366,8 +403,8 @@ impl Observer for Telemetry {
         let counters = &handles.counters;
         let backend = exchange.backend.map(|b| snapshot.backend(b));
         let is_new = exchange.to_new && exchange.fallback.is_none();
-        if exchange.fallback.is_some() {
-            counters.fallbacks.fetch_add(1, Ordering::Relaxed);
+        if let Some(reason) = exchange.fallback {
+            counters.count_fallback(reason.label());
         }
         if exchange.proxy_error || backend.is_none() {
             counters.errors.fetch_add(1, Ordering::Relaxed);

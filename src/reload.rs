@@ -175,10 +175,10 @@ impl Reloader {
         if let (Some(server_tls), Some(key)) = (&self.server_tls, certificate) {
             server_tls.store(key);
         }
-        self.metrics.set_weights(Some(&old), &next);
         if let Some(prober) = &self.prober {
             prober.reconcile(&next);
         }
+        carry_runtime_state(&old, &next);
         self.snapshot.store(next);
         self.metrics.reload(true);
         let generation = {
@@ -276,16 +276,52 @@ fn log_changes(old: &Config, new: &Config) {
     let before: HashMap<&str, &RouteConfig> =
         old.routes.iter().map(|r| (r.name.as_str(), r)).collect();
     for route in &new.routes {
-        let weight = route.effective_weight_percent();
-        match before.get(route.name.as_str()) {
-            None => info!(route = %route.name, path = %route.path, weight, "route added"),
-            Some(b) if b.effective_weight_bp() != route.effective_weight_bp() => info!(
-                route = %route.name,
-                from = b.effective_weight_percent(),
-                to = weight,
+        let name = route.name.as_str();
+        let Some(was) = before.get(name) else {
+            info!(route = name, path = %route.path, weight = percent(route.weight_bp), "route added");
+            continue;
+        };
+        if was.weight_bp != route.weight_bp {
+            info!(
+                route = name,
+                from = percent(was.weight_bp),
+                to = percent(route.weight_bp),
                 "route weight changed"
-            ),
-            Some(_) => {}
+            );
+        }
+        if was.flag != route.flag {
+            let show = |flag: &Option<(String, bool)>| {
+                flag.as_ref()
+                    .map_or("none".to_owned(), |(n, v)| format!("{n}={v}"))
+            };
+            info!(route = name, from = %show(&was.flag), to = %show(&route.flag), "route flag changed");
+        }
+        if was.ramp != route.ramp {
+            let steps = route.ramp.as_ref().map(|r| {
+                let steps: Vec<String> = r
+                    .steps_bp
+                    .iter()
+                    .map(|&bp| percent(bp).to_string())
+                    .collect();
+                format!(
+                    "[{}] every {} from {}",
+                    steps.join(", "),
+                    humantime::format_duration(r.every),
+                    humantime::format_rfc3339_seconds(r.start)
+                )
+            });
+            info!(
+                route = name,
+                ramp = steps.as_deref().unwrap_or("none"),
+                "route ramp changed"
+            );
+        }
+        if was.rollback != route.rollback {
+            info!(
+                route = name,
+                rollback = route.rollback.is_some(),
+                "route rollback changed"
+            );
         }
     }
     let after: HashSet<&str> = new.routes.iter().map(|r| r.name.as_str()).collect();
@@ -295,6 +331,56 @@ fn log_changes(old: &Config, new: &Config) {
         }
     }
     warn_insecure_backends(new);
+}
+
+/// A weight in basis points as a percentage.
+fn percent(bp: u16) -> f64 {
+    f64::from(bp) / 100.0
+}
+
+/// What survives the swap from `old` to `next` (SPEC §3.6, §4): a trip ends
+/// when the reload changed the route's own `weight`, `flag`, `ramp` or
+/// `rollback` (the operator has acted), and new's statistics start afresh;
+/// an override still in force is said so.
+fn carry_runtime_state(old: &Snapshot, next: &Snapshot) {
+    let mut changed = false;
+    for route in next.routes() {
+        let name = route.config.name.as_str();
+        let handles = &route.handles;
+        let acted = old.route_named(name).is_some_and(|was| {
+            let (was, now) = (&was.config, &route.config);
+            was.weight_bp != now.weight_bp
+                || was.flag != now.flag
+                || was.ramp != now.ramp
+                || was.rollback != now.rollback
+        });
+        if acted && let Some(trip) = handles.state.resume() {
+            handles.stats.new.clear();
+            changed = true;
+            warn!(route = name, tripped_by = %trip.reason, "the reload changed the route: its rollback is armed again");
+        }
+        if let Some(o) = handles.state.override_info() {
+            warn!(
+                route = name,
+                weight = percent(o.value),
+                file_weight = percent(route.config.weight_bp),
+                "override still in force: DELETE /routes/NAME/override to use the file's weight"
+            );
+        }
+    }
+    for (name, file_value, flag) in next.flags() {
+        if let Some(o) = flag.override_info() {
+            warn!(
+                flag = name,
+                value = o.value,
+                file_value,
+                "flag override still in force"
+            );
+        }
+    }
+    if changed {
+        next.state_changed.notify_one();
+    }
 }
 
 /// Warns about every backend with `tls_insecure_skip_verify`: at start and on

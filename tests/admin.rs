@@ -89,6 +89,7 @@ async fn config_shows_version_generation_and_path() {
     assert!(is_rfc3339_utc(loaded_at), "loaded_at {loaded_at:?}");
     assert_eq!(config["path"], proxy.path.display().to_string());
     assert_eq!(config["last_error"], Value::Null);
+    assert_eq!(config["overrides"], json!({"routes": {}, "flags": {}}));
     let keys: BTreeSet<&str> = config
         .as_object()
         .unwrap()
@@ -97,7 +98,14 @@ async fn config_shows_version_generation_and_path() {
         .collect();
     assert_eq!(
         keys,
-        BTreeSet::from(["version", "generation", "loaded_at", "path", "last_error"])
+        BTreeSet::from([
+            "version",
+            "generation",
+            "loaded_at",
+            "path",
+            "last_error",
+            "overrides"
+        ])
     );
 }
 

@@ -577,7 +577,9 @@ async fn fallbacks_are_counted_in_metrics_and_routes() {
         .iter()
         .find(|r| r["name"] == "metered")
         .expect("route in /routes");
-    assert_eq!(route["fallbacks"], 3, "{route}");
+    assert_eq!(route["fallbacks"]["total"], 3, "{route}");
+    assert_eq!(route["fallbacks"]["status"], 3, "{route}");
+    assert_eq!(route["fallbacks"]["connect"], 0, "{route}");
     assert_eq!(route["requests"]["legacy"], 3, "{route}");
     assert_eq!(route["requests"]["new"], 1, "{route}");
 }

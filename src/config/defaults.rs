@@ -4,8 +4,9 @@ use super::BackendId;
 use super::backends::BackendNames;
 use super::fallback::{FallbackPatch, read_fallback};
 use super::reader::{Problems, Table, Value, expect_str, field};
+use super::rollout::{RollbackPatch, read_rollback};
 
-const DEFAULTS_KEYS: &[&str] = &["legacy", "new", "fallback"];
+const DEFAULTS_KEYS: &[&str] = &["legacy", "new", "fallback", "rollback"];
 
 /// A backend name and the offset where it was written (`None`: the built-in default).
 #[derive(Clone, Copy)]
@@ -20,6 +21,8 @@ pub(super) struct Defaults<'a> {
     pub(super) legacy: NameRef<'a>,
     pub(super) new: NameRef<'a>,
     pub(super) fallback: FallbackPatch,
+    /// `[defaults.rollback]`: when written, every route has a rollback.
+    pub(super) rollback: RollbackPatch,
 }
 
 pub(super) fn read_defaults<'a>(p: &mut Problems, root: &Table<'a, '_>) -> Defaults<'a> {
@@ -27,6 +30,8 @@ pub(super) fn read_defaults<'a>(p: &mut Problems, root: &Table<'a, '_>) -> Defau
     t.check_keys(p, DEFAULTS_KEYS);
     let fallback_table = t.table(p, "fallback", "[defaults.fallback]".into());
     let fallback = read_fallback(p, &fallback_table);
+    let rollback_table = t.table(p, "rollback", "[defaults.rollback]".into());
+    let rollback = read_rollback(p, &rollback_table);
     Defaults {
         at: t.at,
         legacy: field(p, &t, "legacy", backend_ref).unwrap_or(NameRef {
@@ -38,6 +43,7 @@ pub(super) fn read_defaults<'a>(p: &mut Problems, root: &Table<'a, '_>) -> Defau
             at: None,
         }),
         fallback,
+        rollback,
     }
 }
 

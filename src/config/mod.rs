@@ -7,8 +7,9 @@
 //!
 //! - `reader`: the generic spanned-TOML reader (positions, unknown keys, typed
 //!   values, "did you mean");
-//! - `server`, `defaults`, `backends`, `flags`, `routes`, `fallback`, `rate_limit`: one reader
-//!   per section, each beside its known keys;
+//! - `server`, `defaults`, `backends`, `flags`, `routes`, `fallback`, `rollout`
+//!   (ramp and rollback), `rate_limit`: one reader per section, each beside
+//!   its known keys;
 //! - `validate`: the domain rules, pure functions on plain values.
 
 mod backends;
@@ -19,6 +20,7 @@ mod model;
 mod parse;
 mod rate_limit;
 mod reader;
+mod rollout;
 mod routes;
 mod server;
 pub mod units;

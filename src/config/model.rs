@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use http::{HeaderName, HeaderValue, Method, Uri};
 
@@ -93,6 +93,10 @@ pub struct ServerConfig {
     /// The load balancers in front of strangler (SPEC §3.9).
     pub trusted_proxies: Vec<crate::cidr::Cidr>,
     pub tls: Option<TlsConfig>,
+    /// A request header that forces a side for testers (SPEC §3.2 step 1).
+    pub force_header: Option<HeaderName>,
+    /// Where runtime state (overrides, trips) is kept across restarts.
+    pub state_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -335,21 +339,80 @@ pub struct RouteConfig {
     pub fallback: FallbackConfig,
     /// `[routes.rate_limit]`; `None`: no limit.
     pub rate_limit: Option<RateLimitConfig>,
+    /// `[routes.ramp]`: the weight on a clock.
+    pub ramp: Option<RampConfig>,
+    /// `[routes.rollback]` (or `[defaults.rollback]`): the automatic rollback.
+    pub rollback: Option<RollbackConfig>,
     /// 1-based line of the `[[routes]]` header in the file, for messages.
     pub line: usize,
 }
 
-impl RouteConfig {
-    /// The weight new gets after the flag is applied, in basis points.
-    pub fn effective_weight_bp(&self) -> u16 {
-        match self.flag {
-            Some((_, false)) => 0,
-            _ => self.weight_bp,
-        }
+/// `[routes.ramp]`: the route's weight is `steps[k]` at `start + k × every`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RampConfig {
+    /// Weights in basis points, non-decreasing, at least one.
+    pub steps_bp: Vec<u16>,
+    /// Time spent at each step; above zero.
+    pub every: Duration,
+    /// When the first step begins; before it the route's `weight` applies.
+    pub start: SystemTime,
+}
+
+impl RampConfig {
+    /// The step in force at `now`: `floor((now − start) / every)`, capped at
+    /// the last step; `None` before `start`.
+    pub fn step_at(&self, now: SystemTime) -> Option<usize> {
+        let elapsed = now.duration_since(self.start).ok()?;
+        let step = elapsed.as_nanos() / self.every.as_nanos().max(1);
+        let last = self.steps_bp.len().saturating_sub(1);
+        Some(usize::try_from(step).map_or(last, |k| k.min(last)))
     }
 
-    /// [`Self::effective_weight_bp`] as a percentage, for people and metrics.
-    pub fn effective_weight_percent(&self) -> f64 {
-        f64::from(self.effective_weight_bp()) / 100.0
+    /// When the step after the one in force at `now` begins: `start` before
+    /// it, `None` at the last step.
+    pub fn next_at(&self, now: SystemTime) -> Option<SystemTime> {
+        match self.step_at(now) {
+            None => Some(self.start),
+            Some(k) if k + 1 < self.steps_bp.len() => {
+                let steps = u32::try_from(k + 1).ok()?;
+                self.start.checked_add(self.every.checked_mul(steps)?)
+            }
+            Some(_) => None,
+        }
+    }
+}
+
+/// `[routes.rollback]`: when new's statistics over `window` trip the route.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollbackConfig {
+    pub window: Duration,
+    /// Fewer attempts on new in the window: no verdict.
+    pub min_requests: u64,
+    /// Percent of new's attempts that failed, above which the route trips.
+    pub max_error_rate: f64,
+    /// p95 of new's time to response head above which the route trips.
+    pub max_p95: Option<Duration>,
+}
+
+impl Default for RollbackConfig {
+    fn default() -> Self {
+        RollbackConfig {
+            window: DEFAULT_STATS_WINDOW,
+            min_requests: 20,
+            max_error_rate: 5.0,
+            max_p95: None,
+        }
+    }
+}
+
+/// The live statistics' window of a route without `[routes.rollback]`.
+pub const DEFAULT_STATS_WINDOW: Duration = Duration::from_secs(60);
+
+impl RouteConfig {
+    /// The window of the route's live statistics: its rollback's, else 60 s.
+    pub fn stats_window(&self) -> Duration {
+        self.rollback
+            .as_ref()
+            .map_or(DEFAULT_STATS_WINDOW, |r| r.window)
     }
 }

@@ -3,16 +3,15 @@
 use std::collections::HashMap;
 
 use http::{HeaderName, HeaderValue, Method};
-use toml::de::DeValue;
 
 use super::backends::BackendNames;
 use super::defaults::{Defaults, NameRef, backend_ref};
 use super::fallback::read_fallback;
 use super::rate_limit::read_rate_limit;
 use super::reader::{
-    Lines, Problems, Table, Value, expect_array, expect_int, expect_str, expect_table, field,
-    suggest, wrong_type,
+    Lines, Problems, Table, Value, expect_array, expect_str, expect_table, field, suggest,
 };
+use super::rollout::{read_ramp, read_rollback, weight};
 use super::validate;
 use super::{BackendId, DEFAULT_ROUTE, FallbackConfig, HostMatch, RouteConfig, Sticky};
 
@@ -30,6 +29,8 @@ const ROUTE_KEYS: &[&str] = &[
     "legacy",
     "new",
     "fallback",
+    "ramp",
+    "rollback",
     "rate_limit",
 ];
 
@@ -198,6 +199,10 @@ fn read_route(
     read_fallback(p, &fallback_table).apply(&mut fallback);
     let rate_limit_table = t.table(p, "rate_limit", "[routes.rate_limit]".into());
     let rate_limit = read_rate_limit(p, &rate_limit_table);
+    let ramp_table = t.table(p, "ramp", "[routes.ramp]".into());
+    let ramp = read_ramp(p, &ramp_table);
+    let rollback_table = t.table(p, "rollback", "[routes.rollback]".into());
+    let rollback = read_rollback(p, &rollback_table).over(env.defaults.rollback.over(None));
 
     let route = RouteConfig {
         cohort: field(p, &t, "cohort", cohort).unwrap_or_else(|| name.clone()),
@@ -214,6 +219,8 @@ fn read_route(
         new: new.unwrap_or(BackendId::new(0)),
         fallback,
         rate_limit,
+        ramp,
+        rollback,
         line: lines.line(t.at),
     };
     Some(ParsedRoute {
@@ -294,26 +301,6 @@ fn flag_ref(p: &mut Problems, v: &Value<'_>, flags: &[(String, bool)]) -> Option
     let hint = suggest(name, flags.iter().map(|(n, _)| n.as_str()), otherwise);
     p.add(v.span().start, format!("unknown flag \"{name}\""), hint);
     None
-}
-
-/// Percent for new, as basis points.
-fn weight(p: &mut Problems, v: &Value<'_>) -> Option<u16> {
-    let hint = "write a percentage from 0 to 100 with at most 2 decimals, like 25 or 12.5";
-    let percent = match v.get_ref() {
-        DeValue::Integer(_) => expect_int(p, v, hint)? as f64,
-        DeValue::Float(f) => f
-            .as_str()
-            .replace('_', "")
-            .parse::<f64>()
-            .unwrap_or(f64::NAN),
-        _ => {
-            wrong_type(p, v, "a number", hint);
-            return None;
-        }
-    };
-    validate::weight_bp(percent)
-        .map_err(|message| p.add(v.span().start, message, hint))
-        .ok()
 }
 
 /// A route `path` or `rewrite`, stored normalised.

@@ -1,12 +1,15 @@
 //! `[server]` and `[server.tls]`.
 
+use std::path::PathBuf;
 use std::time::Duration;
+
+use http::HeaderName;
 
 use super::reader::{
     Problems, Table, Value, duration, expect_array, expect_bool, expect_str, field, file_path,
     int_in, optional_str, positive_duration, size, socket_addr,
 };
-use super::validate::valid_env_name;
+use super::validate::{header_name, valid_env_name};
 use super::{ServerConfig, TlsConfig};
 use crate::cidr::Cidr;
 
@@ -24,6 +27,8 @@ const SERVER_KEYS: &[&str] = &[
     "shutdown_timeout",
     "trusted_proxies",
     "tls",
+    "force_header",
+    "state_file",
 ];
 
 pub(super) fn read_server(p: &mut Problems, root: &Table<'_, '_>) -> ServerConfig {
@@ -63,6 +68,32 @@ pub(super) fn read_server(p: &mut Problems, root: &Table<'_, '_>) -> ServerConfi
             .unwrap_or(Duration::from_secs(30)),
         trusted_proxies: field(p, &t, "trusted_proxies", trusted_proxies).unwrap_or_default(),
         tls: read_tls(p, &t),
+        force_header: field(p, &t, "force_header", force_header).flatten(),
+        state_file: field(p, &t, "state_file", |p, v| {
+            let hint =
+                "write a file path, like \"/var/lib/strangler/state.json\", or \"\" for none";
+            optional_str(p, v, hint).map(|s| s.map(PathBuf::from))
+        })
+        .flatten(),
+    }
+}
+
+/// A header name, `""` meaning none.
+fn force_header(p: &mut Problems, v: &Value<'_>) -> Option<Option<HeaderName>> {
+    let hint = "write a header name, like \"x-strangler-force\", or \"\" for none";
+    let Some(name) = optional_str(p, v, hint)? else {
+        return Some(None);
+    };
+    match header_name(&name) {
+        Some(header) => Some(Some(header)),
+        None => {
+            p.add(
+                v.span().start,
+                format!("invalid header name \"{name}\""),
+                hint,
+            );
+            None
+        }
     }
 }
 

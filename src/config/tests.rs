@@ -253,7 +253,112 @@ fn weight_defaults_to_100_with_a_flag() {
     ));
     assert_eq!(c.routes[0].weight_bp, 10_000);
     assert_eq!(c.routes[0].flag, Some(("f".into(), false)));
-    assert_eq!(c.routes[0].effective_weight_bp(), 0);
+    let weight = crate::route::effective_weight(
+        &c.routes[0],
+        std::time::SystemTime::now(),
+        crate::route::RouteRuntime::default(),
+    );
+    assert_eq!(weight.bp, 0);
+}
+
+#[test]
+fn ramp_and_rollback() {
+    let c = ok(&with_backends(
+        r#"
+[defaults.rollback]
+min_requests = 50
+[[routes]]
+path = "/a"
+weight = 5
+[routes.ramp]
+steps = [10, 25.5, 50, 100]
+every = "1h"
+start = "2026-12-01T10:00:00+01:00"
+[routes.rollback]
+max_error_rate = 2.5
+max_p95 = "500ms"
+[[routes]]
+path = "/b"
+[server]
+force_header = "X-Strangler-Force"
+state_file = "/var/lib/strangler/state.json"
+"#,
+    ));
+    let a = &c.routes[0];
+    let ramp = a.ramp.as_ref().unwrap();
+    assert_eq!(ramp.steps_bp, vec![1_000, 2_550, 5_000, 10_000]);
+    assert_eq!(ramp.every, Duration::from_secs(3600));
+    assert_eq!(
+        ramp.start,
+        humantime::parse_rfc3339("2026-12-01T09:00:00Z").unwrap()
+    );
+    let rollback = a.rollback.as_ref().unwrap();
+    assert_eq!(rollback.min_requests, 50, "from [defaults.rollback]");
+    assert_eq!(rollback.max_error_rate, 2.5);
+    assert_eq!(rollback.max_p95, Some(Duration::from_millis(500)));
+    assert_eq!(rollback.window, Duration::from_secs(60));
+    // [defaults.rollback] alone gives every route a rollback.
+    let b = c.routes[1].rollback.as_ref().unwrap();
+    assert_eq!(
+        (b.min_requests, b.max_error_rate, b.max_p95),
+        (50, 5.0, None)
+    );
+    assert_eq!(c.server.force_header.as_ref().unwrap(), "x-strangler-force");
+    assert_eq!(
+        c.server.state_file.as_deref(),
+        Some(std::path::Path::new("/var/lib/strangler/state.json"))
+    );
+    let plain = ok(&with_backends("[[routes]]\npath = \"/a\"\n"));
+    assert!(plain.routes[0].rollback.is_none() && plain.routes[0].ramp.is_none());
+    assert!(plain.server.force_header.is_none() && plain.server.state_file.is_none());
+}
+
+#[test]
+fn ramp_and_rollback_errors() {
+    let errs = errors(&with_backends(
+        r#"
+[[routes]]
+path = "/a"
+[routes.ramp]
+steps = [50, 25, 101]
+every = "0s"
+start = "tomorrow"
+[routes.rollback]
+max_error_rate = 150
+min_requests = 0
+windw = "1m"
+[[routes]]
+path = "/b"
+[routes.ramp]
+steps = []
+"#,
+    ));
+    let messages: Vec<&str> = errs.iter().map(|e| e.message.as_str()).collect();
+    let has = |part: &str| {
+        assert!(
+            messages.iter().any(|m| m.contains(part)),
+            "no error containing {part:?} in {messages:#?}"
+        )
+    };
+    has("weight 101 is out of range");
+    has("must be above zero");
+    has("invalid start \"tomorrow\"");
+    has("max_error_rate 150 is out of range");
+    has("0 is out of range 1..=");
+    has("unknown key \"windw\"");
+    has("the ramp has no steps");
+    has("[routes.ramp] has no every");
+    has("[routes.ramp] has no start");
+    // Steps in the wrong order, in a list that is otherwise valid.
+    let e = one_error(&with_backends(
+        "[[routes]]\npath = \"/a\"\n[routes.ramp]\nsteps = [50, 25]\nevery = \"1h\"\nstart = \"2026-12-01T09:00:00Z\"\n",
+    ));
+    assert_error(
+        &e,
+        9,
+        14,
+        "ramp step 2 is below the step before it (25 < 50)",
+    );
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! hint.
 
 use std::net::Ipv6Addr;
+use std::time::{Duration, SystemTime};
 
 use http::uri::{Authority, Scheme};
 use http::{HeaderName, HeaderValue, Method, Uri};
@@ -251,4 +252,43 @@ pub(super) fn valid_backend_name(name: &str) -> bool {
 /// An environment variable's name: no `=`, NUL or whitespace.
 pub(super) fn valid_env_name(name: &str) -> bool {
     !(name.contains(['=', '\0']) || name.chars().any(char::is_whitespace))
+}
+
+// === Times ===
+
+/// An RFC 3339 time with its zone: `Z` or a `±HH:MM` offset, optional
+/// fractional seconds. The error says why it is invalid.
+pub(super) fn rfc3339(s: &str) -> Result<SystemTime, String> {
+    let s = s.trim();
+    let (local, offset_secs) = match s.len().checked_sub(6).map(|i| s.split_at(i)) {
+        Some((local, zone))
+            if zone.starts_with(['+', '-']) && zone.as_bytes().get(3) == Some(&b':') =>
+        {
+            let hours: u64 = zone[1..3].parse().map_err(|_| "invalid zone offset")?;
+            let minutes: u64 = zone[4..6].parse().map_err(|_| "invalid zone offset")?;
+            if hours > 23 || minutes > 59 {
+                return Err("invalid zone offset".into());
+            }
+            let secs = hours * 3600 + minutes * 60;
+            (
+                local,
+                if zone.starts_with('-') {
+                    -(secs as i64)
+                } else {
+                    secs as i64
+                },
+            )
+        }
+        _ if s.ends_with(['Z', 'z']) => (&s[..s.len() - 1], 0),
+        _ => return Err("it has no zone: end it with Z (UTC) or an offset like +01:00".into()),
+    };
+    let utc = humantime::parse_rfc3339(&format!("{local}Z")).map_err(|e| e.to_string())?;
+    // The local time minus its offset is UTC.
+    let shift = Duration::from_secs(offset_secs.unsigned_abs());
+    let at = if offset_secs >= 0 {
+        utc.checked_sub(shift)
+    } else {
+        utc.checked_add(shift)
+    };
+    at.ok_or_else(|| "out of range".into())
 }

@@ -1,12 +1,12 @@
 //! Fall back: try new, and when it fails in a way the route's fallback covers,
 //! send the request again to legacy with its copied body.
 
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use http::{HeaderValue, Response, StatusCode};
 use http_body::Body;
 use http_body_util::BodyExt;
-use tracing::warn;
+use tracing::{error, warn};
 
 use super::attempt::{AttemptResult, Attempts, Connection, Failure, send};
 use super::outgoing::Outgoing;
@@ -15,7 +15,10 @@ use crate::body::{self, ProxyBody};
 use crate::config::{BackendId, FallbackConfig};
 use crate::error::ProxyError;
 use crate::headers::X_REQUEST_ID;
+use crate::route::Target;
+use crate::runtime::Trip;
 use crate::snapshot::{CompiledRoute, Snapshot};
+use crate::stats::verdict::verdict;
 
 /// Why an answer came from legacy after new was picked (`x-strangler-fallback`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,12 +121,17 @@ pub(super) async fn forward_with_fallback(
     let fallback = &config.fallback;
     let new_path = crate::route::rewrite_path(config, request.path);
     let sent = Instant::now();
-    let mut attempt = try_backend(snapshot, request, config.new, &new_path, body, false).await;
+    let mut attempt = try_backend(snapshot, request, Target::New, &new_path, body, false).await;
     if let Ok(response) = attempt {
         attempt = hold_response(snapshot.backend(config.new), fallback, sent, response).await;
         if let Err(failure) = &attempt {
             request.attempts.amend_last(failure.result());
-            record_health(snapshot.backend(config.new), &attempt);
+            let now = Instant::now();
+            record_health(snapshot.backend(config.new), &attempt, now);
+            if failure.result().is_some() {
+                route.handles.stats.new.add_failure(now);
+                judge(snapshot, route, true, None, now);
+            }
         }
     }
     let reason = FallbackReason::of(&attempt, fallback, request.replayable);
@@ -144,36 +152,48 @@ pub(super) async fn forward_with_fallback(
         "new failed, replaying to legacy"
     );
     let path = request.path;
-    let replayed = try_backend(snapshot, request, config.legacy, path, replay_body, true).await;
+    let replayed = try_backend(snapshot, request, Target::Legacy, path, replay_body, true).await;
     Ok(Forwarded {
         fallback: Some(reason),
         ..Forwarded::new(config.legacy, replayed)?
     })
 }
 
-/// Sends the request to `id` with `body`, classifies the answer, and records
-/// the attempt. When the connection broke before any answer and the request
-/// may be sent again, tries once more on a fresh connection: the usual cause
-/// is a pooled connection the backend had closed while idle.
+/// Sends the request to the route's `side` (`_default`: its legacy) with
+/// `body`, classifies the answer, and records the attempt. When the
+/// connection broke before any answer and the request may be sent again,
+/// tries once more on a fresh connection: the usual cause is a pooled
+/// connection the backend had closed while idle.
 pub(super) async fn try_backend(
     snapshot: &Snapshot,
     request: &mut Outgoing<'_>,
-    id: BackendId,
+    side: Target,
     path: &str,
     body: ProxyBody,
     last: bool,
 ) -> Result<Response<ProxyBody>, Failure> {
+    let id = match (request.route, side) {
+        (Some(route), Target::New) => route.config.new,
+        (Some(route), Target::Legacy) => route.config.legacy,
+        (None, _) => snapshot.config.default_legacy,
+    };
     let backend = snapshot.backend(id);
     let mut body = body;
     let mut connection = Connection::Pooled;
     loop {
         let retry = connection == Connection::Fresh;
         let upstream = request.build(backend, path, body, last && retry)?;
+        let sent = Instant::now();
         let outcome = send(backend, connection, upstream).await;
-        record_health(backend, &outcome);
-        request
-            .attempts
-            .record(id, attempt_result(&outcome, request));
+        let now = Instant::now();
+        record_health(backend, &outcome, now);
+        if let Some(result) = attempt_result(&outcome, request) {
+            request.attempts.record(id, result);
+            if let Some(route) = request.route {
+                let latency = outcome.is_ok().then(|| now.saturating_duration_since(sent));
+                record_stats(snapshot, route, side, result, latency, now);
+            }
+        }
         if retry || !matches!(outcome, Err(Failure::Reset)) || !request.replayable {
             return outcome;
         }
@@ -189,7 +209,7 @@ pub(super) async fn try_backend(
 /// reset or a 502/503/504 is a gateway failure whatever the route's
 /// `on_status`; a failure of the client's side is not the backend's. An
 /// answer cut off while held counts as a success, then a failure.
-fn record_health(backend: &Backend, outcome: &Result<Response<ProxyBody>, Failure>) {
+fn record_health(backend: &Backend, outcome: &Result<Response<ProxyBody>, Failure>, now: Instant) {
     let success = match outcome {
         Ok(response) => !matches!(
             response.status(),
@@ -198,19 +218,77 @@ fn record_health(backend: &Backend, outcome: &Result<Response<ProxyBody>, Failur
         Err(Failure::Client(_)) => return,
         Err(_) => false,
     };
-    backend.health.record(success, Instant::now());
+    backend.health.record(success, now);
 }
 
+/// The attempt's result; `None` when the client's side failed.
 fn attempt_result(
     outcome: &Result<Response<ProxyBody>, Failure>,
     request: &Outgoing<'_>,
-) -> AttemptResult {
+) -> Option<AttemptResult> {
     match outcome {
         Ok(response) if request.fallback.on_status(response.status().as_u16()) => {
-            AttemptResult::Status
+            Some(AttemptResult::Status)
         }
-        Ok(_) => AttemptResult::Ok,
-        Err(failure) => failure.result().unwrap_or(AttemptResult::Ok),
+        Ok(_) => Some(AttemptResult::Ok),
+        Err(failure) => failure.result(),
+    }
+}
+
+/// Counts an attempt in the route's live statistics (SPEC §3.6) and, for
+/// new, judges the route at once: a failure or an answer slower than
+/// `max_p95` always, a healthy answer at most every 100 ms.
+fn record_stats(
+    snapshot: &Snapshot,
+    route: &CompiledRoute,
+    side: Target,
+    result: AttemptResult,
+    latency: Option<Duration>,
+    now: Instant,
+) {
+    let failed = result != AttemptResult::Ok;
+    route.handles.stats.side(side).record(now, failed, latency);
+    if side == Target::New {
+        judge(snapshot, route, failed, latency, now);
+    }
+}
+
+/// Trips the route when its rollback's verdict on new says so (SPEC §3.6).
+fn judge(
+    snapshot: &Snapshot,
+    route: &CompiledRoute,
+    failed: bool,
+    latency: Option<Duration>,
+    now: Instant,
+) {
+    let Some(rollback) = &route.config.rollback else {
+        return;
+    };
+    let handles = &route.handles;
+    if handles.state.is_tripped() {
+        return;
+    }
+    let slow = latency
+        .zip(rollback.max_p95)
+        .is_some_and(|(l, max)| l > max);
+    if !(failed || slow || handles.stats.verdict_due(now)) {
+        return;
+    }
+    let window = &handles.stats.new;
+    let Some(reason) = verdict(rollback, &window.summary(now), window.length()) else {
+        return;
+    };
+    let trip = Trip {
+        reason,
+        since: SystemTime::now(),
+    };
+    if handles.state.trip(trip.clone()) {
+        error!(
+            route = %route.config.name,
+            reason = %trip.reason,
+            "route rolled back: every request goes to legacy until POST /routes/NAME/resume or a reload that changes the route"
+        );
+        snapshot.state_changed.notify_one();
     }
 }
 

@@ -41,7 +41,7 @@ use crate::config::{FallbackConfig, RateKey};
 use crate::error::ProxyError;
 use crate::headers::{self, X_REQUEST_ID};
 use crate::route::{self, Target};
-use crate::snapshot::{SharedSnapshot, Snapshot};
+use crate::snapshot::{CompiledRoute, SharedSnapshot, Snapshot};
 
 pub(crate) use exchange::{Exchange, Observer};
 pub(crate) use fallback::FallbackReason;
@@ -256,6 +256,11 @@ fn rate_limit(snapshot: &Snapshot, routed: &Routed<'_>, parts: &Parts) -> Result
         .map_err(|wait| ProxyError::RateLimited(crate::ratelimit::retry_after_secs(wait)))
 }
 
+/// The fallback settings of `route`, or the defaults for `_default`.
+fn fallback_of(route: Option<&CompiledRoute>) -> &FallbackConfig {
+    route.map_or(&*DEFAULT_FALLBACK, |r| &r.config.fallback)
+}
+
 /// Forwards the request to the decided backend, through the route's
 /// fallback when the decision is new and the route has one.
 async fn forward(
@@ -280,7 +285,7 @@ async fn forward(
     };
     let decision = routed.decision;
     let route = decision.route.map(|id| snapshot.route(id));
-    let fallback = route.map_or(&*DEFAULT_FALLBACK, |r| &r.config.fallback);
+    let fallback = fallback_of(route);
     let replayable = fallback.replay_methods.contains(&parts.method);
     // SPEC §3.2 "Unhealthy new": straight to legacy, or 503 without fallback.
     let unhealthy = decision.target == Target::New
@@ -305,7 +310,12 @@ async fn forward(
     } else {
         (body, copy::Copy::Unavailable)
     };
-    let mut request = Outgoing::new(parts, &routed, copy, fallback, replayable);
+    let mut parts = parts;
+    if let Some(force) = &snapshot.config.server.force_header {
+        // SPEC §3.2: the force header is for the proxy, not the backends.
+        parts.headers.remove(force);
+    }
+    let mut request = Outgoing::new(parts, &routed, copy, route, replayable);
     let forwarded = match route {
         Some(route) if with_fallback => {
             fallback::forward_with_fallback(snapshot, route, &mut request, body).await
@@ -315,8 +325,9 @@ async fn forward(
                 Some(route) if to_new => route::rewrite_path(&route.config, &routed.path),
                 _ => Cow::Borrowed(&*routed.path),
             };
+            let side = if to_new { Target::New } else { Target::Legacy };
             let outcome =
-                fallback::try_backend(snapshot, &mut request, backend, &path, body, true).await;
+                fallback::try_backend(snapshot, &mut request, side, &path, body, true).await;
             Forwarded::new(backend, outcome).map(|forwarded| Forwarded {
                 fallback: unhealthy.then_some(FallbackReason::Unhealthy),
                 ..forwarded

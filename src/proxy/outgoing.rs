@@ -14,6 +14,7 @@ use crate::config::{FallbackConfig, Protocol};
 use crate::error::ProxyError;
 use crate::headers;
 use crate::server::ClientTls;
+use crate::snapshot::CompiledRoute;
 
 /// The parts of the upstream request shared by the first try and a replay.
 #[derive(Debug)]
@@ -30,6 +31,8 @@ pub(super) struct Outgoing<'a> {
     pub te_trailers: bool,
     /// The body's copy, for another attempt.
     pub copy: Copy,
+    /// The route (`None`: `_default`), whose statistics count each attempt.
+    pub route: Option<&'a CompiledRoute>,
     /// The route's fallback settings (the defaults for `_default`): which
     /// statuses are failures, which methods may be sent again.
     pub fallback: &'a FallbackConfig,
@@ -47,7 +50,7 @@ impl<'a> Outgoing<'a> {
         parts: Parts,
         routed: &'a Routed<'_>,
         copy: Copy,
-        fallback: &'a FallbackConfig,
+        route: Option<&'a CompiledRoute>,
         replayable: bool,
     ) -> Outgoing<'a> {
         let Parts {
@@ -89,7 +92,8 @@ impl<'a> Outgoing<'a> {
             client_host: routed.host.as_ref(),
             te_trailers,
             copy,
-            fallback,
+            route,
+            fallback: super::fallback_of(route),
             replayable,
             attempts: Attempts::default(),
         }

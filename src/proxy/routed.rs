@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr};
+use std::time::SystemTime;
 
 use http::Uri;
 use http::header::HeaderValue;
@@ -73,8 +74,13 @@ pub(super) fn route_request<'u>(
         headers: &parts.headers,
         client_ip,
     };
-    let draw = fastrand::u16(..route::BUCKETS);
-    let decision = route::decide(&snapshot.config, &snapshot.router, &info, draw);
+    let inputs = route::Inputs {
+        draw: fastrand::u16(..route::BUCKETS),
+        now: SystemTime::now(),
+    };
+    let decision = route::decide(&snapshot.config, &snapshot.router, &info, inputs, |id| {
+        snapshot.route(id).handles.runtime()
+    });
     Ok(Routed {
         decision,
         path,

@@ -4,23 +4,34 @@
 use std::borrow::Cow;
 use std::io::Write;
 use std::net::IpAddr;
+use std::time::SystemTime;
 
 use http::header::COOKIE;
 
 use super::hash::{BUCKETS, sticky_bucket};
-use super::{BucketSource, Decision, Reason, RequestInfo, Router, Target};
+use super::{
+    BucketSource, Decision, Inputs, Reason, RequestInfo, RouteRuntime, Router, Target, Weight,
+    WeightFrom,
+};
 use crate::config::{Config, RouteConfig, RouteId, Sticky};
 
-/// The decision of SPEC §3.2. `draw` is a uniformly random number in `0..10000`,
-/// used only when the request has no sticky key (a larger one is reduced mod
-/// 10000).
+/// The decision of SPEC §3.2, with the random draw, the clock and each
+/// route's runtime state passed in.
 ///
-/// In order: no route → `defaults.legacy` ([`Reason::NoRoute`]); the route's
-/// flag is false → legacy ([`Reason::FlagOff`]); otherwise the bucket `b` — from
-/// the sticky key, else `draw` — sends the request to new iff `b < weight_bp`.
-/// Because `b` does not depend on the weight, raising a weight only ever moves
-/// keys from legacy to new.
-pub fn decide(config: &Config, router: &Router, req: &RequestInfo<'_>, draw: u16) -> Decision {
+/// In order: no route → `defaults.legacy` ([`Reason::NoRoute`]); the force
+/// header names a side → that side ([`Reason::Forced`]); otherwise the
+/// route's [`effective_weight`] at `inputs.now` — 0 when rolled back or its
+/// flag is false — and the bucket `b` (from the sticky key, else
+/// `inputs.draw`) send the request to new iff `b < weight`. Because `b` does
+/// not depend on the weight, raising a weight (by hand or by the ramp) only
+/// ever moves keys from legacy to new.
+pub fn decide(
+    config: &Config,
+    router: &Router,
+    req: &RequestInfo<'_>,
+    inputs: Inputs,
+    runtime: impl FnOnce(RouteId) -> RouteRuntime,
+) -> Decision {
     let Some(index) = router.find(&config.routes, req) else {
         return Decision {
             route: None,
@@ -29,27 +40,99 @@ pub fn decide(config: &Config, router: &Router, req: &RequestInfo<'_>, draw: u16
             reason: Reason::NoRoute,
         };
     };
+    let id = RouteId::new(index);
     let route = &config.routes[index];
-    let (target, reason) = if matches!(route.flag, Some((_, false))) {
-        (Target::Legacy, Reason::FlagOff)
-    } else {
-        let (bucket, source) = bucket(route, req, draw);
-        let target = if bucket < route.weight_bp {
-            Target::New
-        } else {
-            Target::Legacy
-        };
-        (target, Reason::Weight { bucket, source })
+    let (target, reason) = match forced(config, req) {
+        Some(target) => (target, Reason::Forced),
+        None => {
+            let weight = effective_weight(route, inputs.now, runtime(id));
+            match weight.from {
+                WeightFrom::RolledBack => (Target::Legacy, Reason::RolledBack),
+                WeightFrom::FlagOff => (Target::Legacy, Reason::FlagOff),
+                from => {
+                    let (bucket, source) = bucket(route, req, inputs.draw);
+                    let target = if bucket < weight.bp {
+                        Target::New
+                    } else {
+                        Target::Legacy
+                    };
+                    (
+                        target,
+                        Reason::Weight {
+                            bucket,
+                            source,
+                            from,
+                        },
+                    )
+                }
+            }
+        }
     };
     let backend = match target {
         Target::New => route.new,
         Target::Legacy => route.legacy,
     };
     Decision {
-        route: Some(RouteId::new(index)),
+        route: Some(id),
         target,
         backend,
         reason,
+    }
+}
+
+/// The side `server.force_header` names: `new` or `legacy`, case-insensitive;
+/// any other value is ignored.
+fn forced(config: &Config, req: &RequestInfo<'_>) -> Option<Target> {
+    let value = req.headers.get(config.server.force_header.as_ref()?)?;
+    let value = value.as_bytes();
+    if value.eq_ignore_ascii_case(b"new") {
+        Some(Target::New)
+    } else if value.eq_ignore_ascii_case(b"legacy") {
+        Some(Target::Legacy)
+    } else {
+        None
+    }
+}
+
+/// The route's share for new at `now` (SPEC §3.2 steps 2–5): 0 when rolled
+/// back; else an override's weight; else 0 when its flag (or the flag's
+/// override) is false; else the ramp's step once the ramp has started; else
+/// the file's `weight`.
+pub fn effective_weight(route: &RouteConfig, now: SystemTime, runtime: RouteRuntime) -> Weight {
+    if runtime.tripped {
+        return Weight {
+            bp: 0,
+            from: WeightFrom::RolledBack,
+        };
+    }
+    if let Some(bp) = runtime.weight_override {
+        return Weight {
+            bp,
+            from: WeightFrom::Override,
+        };
+    }
+    let flag = runtime
+        .flag_override
+        .or(route.flag.as_ref().map(|(_, value)| *value));
+    if flag == Some(false) {
+        return Weight {
+            bp: 0,
+            from: WeightFrom::FlagOff,
+        };
+    }
+    let ramp = route
+        .ramp
+        .as_ref()
+        .and_then(|ramp| Some((ramp, ramp.step_at(now)?)));
+    match ramp {
+        Some((ramp, step)) => Weight {
+            bp: ramp.steps_bp[step],
+            from: WeightFrom::Ramp { step },
+        },
+        None => Weight {
+            bp: route.weight_bp,
+            from: WeightFrom::File,
+        },
     }
 }
 
@@ -171,23 +254,43 @@ fn strip_route_prefix<'p>(prefix: &str, path: &'p str) -> Option<&'p str> {
 #[cfg(test)]
 mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
+    use std::time::Duration;
 
     use proptest::prelude::*;
 
     use super::*;
     use crate::route::testing::{LEGACY, NEW, OTHER_LEGACY, Req, RouteBuilder, config, route};
 
+    /// Before any test ramp's start.
+    fn t0() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000)
+    }
+
+    fn inputs(draw: u16) -> Inputs {
+        Inputs { draw, now: t0() }
+    }
+
     fn decide_one(route: RouteConfig, req: Req, draw: u16) -> Decision {
+        decide_with(route, req, draw, RouteRuntime::default())
+    }
+
+    fn decide_with(route: RouteConfig, req: Req, draw: u16, runtime: RouteRuntime) -> Decision {
         let config = config(vec![route]);
         let router = Router::new(&config.routes);
-        decide(&config, &router, &req.info(), draw)
+        decide(&config, &router, &req.info(), inputs(draw), |_| runtime)
     }
 
     #[test]
     fn no_route_goes_to_default_legacy() {
         let config = config(vec![route("auth", "/api/auth").legacy(OTHER_LEGACY)]);
         let router = Router::new(&config.routes);
-        let d = decide(&config, &router, &Req::get("/other").info(), 0);
+        let d = decide(
+            &config,
+            &router,
+            &Req::get("/other").info(),
+            inputs(0),
+            |_| RouteRuntime::default(),
+        );
         assert_eq!(
             d,
             Decision {
@@ -242,7 +345,8 @@ mod tests {
                 d.reason,
                 Reason::Weight {
                     bucket: w - 1,
-                    source: BucketSource::Random
+                    source: BucketSource::Random,
+                    from: WeightFrom::File,
                 }
             );
             let d = decide_one(route("a", "/").weight(w), Req::get("/"), w);
@@ -260,7 +364,7 @@ mod tests {
     fn bucket_of(sticky: Sticky, req: Req) -> (u16, BucketSource) {
         let r = route("a", "/").weight(5_000).sticky(sticky).cohort("c");
         match decide_one(r, req, 1234).reason {
-            Reason::Weight { bucket, source } => (bucket, source),
+            Reason::Weight { bucket, source, .. } => (bucket, source),
             other => panic!("unexpected reason {other:?}"),
         }
     }
@@ -374,7 +478,11 @@ mod tests {
         let router = Router::new(&cfg.routes);
         let bucket = |path: &str, user: &str| {
             let req = Req::get(path).header("x-user-id", user);
-            match decide(&cfg, &router, &req.info(), 0).reason {
+            match decide(&cfg, &router, &req.info(), inputs(0), |_| {
+                RouteRuntime::default()
+            })
+            .reason
+            {
                 Reason::Weight { bucket, .. } => bucket,
                 other => panic!("unexpected reason {other:?}"),
             }
@@ -430,6 +538,166 @@ mod tests {
                 prop_assert_eq!(target(w2), Target::New);
             }
         }
+    }
+
+    /// A route ramping 10 → 25 → 50 % every hour from `t0() + 1h`, file weight 5 %.
+    fn ramping() -> RouteConfig {
+        route("a", "/")
+            .weight(500)
+            .ramp(&[1_000, 2_500, 5_000], HOUR, t0() + HOUR)
+    }
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn ramp_steps_at_their_boundaries() {
+        let r = ramping();
+        let at = |t: SystemTime| effective_weight(&r, t, RouteRuntime::default());
+        let second = Duration::from_secs(1);
+        let start = t0() + HOUR;
+        // Before start: the file's weight.
+        assert_eq!(at(t0()).bp, 500);
+        assert_eq!(at(start - second).from, WeightFrom::File);
+        let cases = [
+            (start, 1_000, 0),
+            (start + HOUR - second, 1_000, 0),
+            (start + HOUR, 2_500, 1),
+            (start + 2 * HOUR - second, 2_500, 1),
+            (start + 2 * HOUR, 5_000, 2),
+            // After the last step: it stays.
+            (start + 300 * HOUR, 5_000, 2),
+        ];
+        for (t, bp, step) in cases {
+            assert_eq!(
+                at(t),
+                Weight {
+                    bp,
+                    from: WeightFrom::Ramp { step }
+                },
+                "at {t:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn ramp_next_step_times() {
+        let r = ramping();
+        let ramp = r.ramp.as_ref().unwrap();
+        let start = t0() + HOUR;
+        assert_eq!(ramp.step_at(t0()), None);
+        assert_eq!(ramp.next_at(t0()), Some(start));
+        assert_eq!(ramp.next_at(start), Some(start + HOUR));
+        assert_eq!(
+            ramp.next_at(start + HOUR + HOUR / 2),
+            Some(start + 2 * HOUR)
+        );
+        assert_eq!(ramp.next_at(start + 2 * HOUR), None);
+    }
+
+    #[test]
+    fn the_decision_follows_the_ramp() {
+        let config = config(vec![ramping()]);
+        let router = Router::new(&config.routes);
+        let at = |now, draw| {
+            decide(
+                &config,
+                &router,
+                &Req::get("/").info(),
+                Inputs { draw, now },
+                |_| RouteRuntime::default(),
+            )
+            .target
+        };
+        let start = t0() + HOUR;
+        assert_eq!(at(t0(), 499), Target::New);
+        assert_eq!(at(t0(), 500), Target::Legacy);
+        assert_eq!(at(start, 999), Target::New);
+        assert_eq!(at(start, 1_000), Target::Legacy);
+        assert_eq!(at(start + HOUR, 2_499), Target::New);
+        assert_eq!(at(start + HOUR, 2_500), Target::Legacy);
+    }
+
+    /// One case per rule of SPEC §3.2, each with the rules after it also
+    /// applicable, so the order is what decides.
+    #[test]
+    fn decision_order() {
+        let force = |r: RouteConfig, value: &str, runtime| {
+            let mut config = config(vec![r]);
+            config.server.force_header = Some("x-strangler-force".parse().unwrap());
+            let router = Router::new(&config.routes);
+            let req = Req::get("/").header("X-Strangler-Force", value);
+            decide(&config, &router, &req.info(), inputs(0), |_| runtime)
+        };
+        let tripped = RouteRuntime {
+            tripped: true,
+            weight_override: Some(10_000),
+            flag_override: Some(true),
+        };
+        let off = route("a", "/").weight(10_000).flag("f", false);
+        // 1. The force header beats a trip, an override and a false flag.
+        let d = force(off.clone(), "NEW", tripped);
+        assert_eq!((d.target, d.reason), (Target::New, Reason::Forced));
+        let d = force(
+            route("a", "/").weight(10_000),
+            "legacy",
+            RouteRuntime::default(),
+        );
+        assert_eq!((d.target, d.reason), (Target::Legacy, Reason::Forced));
+        // Another value is ignored.
+        let d = force(off.clone(), "maybe", RouteRuntime::default());
+        assert_eq!(d.reason, Reason::FlagOff);
+        // 2. A trip beats an override of 100 and a flag overridden to true.
+        let d = decide_with(off.clone(), Req::get("/"), 0, tripped);
+        assert_eq!((d.target, d.reason), (Target::Legacy, Reason::RolledBack));
+        // 3. An override beats the flag, the ramp and the file.
+        let overridden = RouteRuntime {
+            weight_override: Some(10_000),
+            ..RouteRuntime::default()
+        };
+        let d = decide_with(off.clone(), Req::get("/"), 9_999, overridden);
+        assert_eq!(d.target, Target::New);
+        assert!(matches!(
+            d.reason,
+            Reason::Weight {
+                from: WeightFrom::Override,
+                ..
+            }
+        ));
+        let zero = RouteRuntime {
+            weight_override: Some(0),
+            ..RouteRuntime::default()
+        };
+        let d = decide_with(ramping().weight(10_000), Req::get("/"), 0, zero);
+        assert_eq!(d.target, Target::Legacy);
+        // 4. The flag's override replaces the flag's value.
+        let flag_on = RouteRuntime {
+            flag_override: Some(true),
+            ..RouteRuntime::default()
+        };
+        let d = decide_with(off.clone(), Req::get("/"), 0, flag_on);
+        assert_eq!(d.target, Target::New);
+        let flag_off = RouteRuntime {
+            flag_override: Some(false),
+            ..RouteRuntime::default()
+        };
+        let on = route("a", "/").weight(10_000).flag("f", true);
+        let d = decide_with(on, Req::get("/"), 0, flag_off);
+        assert_eq!((d.target, d.reason), (Target::Legacy, Reason::FlagOff));
+        // 5. The weight.
+        let d = decide_one(route("a", "/").weight(1), Req::get("/"), 0);
+        assert_eq!(d.target, Target::New);
+    }
+
+    #[test]
+    fn the_force_header_on_no_route_is_default_legacy() {
+        let mut config = config(vec![route("a", "/a").weight(10_000)]);
+        config.server.force_header = Some("x-force".parse().unwrap());
+        let router = Router::new(&config.routes);
+        let req = Req::get("/b").header("x-force", "new");
+        let d = decide(&config, &router, &req.info(), inputs(0), |_| {
+            RouteRuntime::default()
+        });
+        assert_eq!((d.target, d.reason), (Target::Legacy, Reason::NoRoute));
     }
 
     #[test]

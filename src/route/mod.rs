@@ -1,5 +1,6 @@
 //! The compiled route table: normalise, match, decide. Pure: no I/O, no clock,
-//! no randomness (the random draw is passed in).
+//! no randomness (the random draw, the time and the route's runtime state are
+//! passed in).
 //!
 //! - [`normalize_path`] (from [`crate::path`]): the request path as matched and
 //!   forwarded;
@@ -15,13 +16,14 @@ mod table;
 pub(crate) mod testing;
 
 use std::net::IpAddr;
+use std::time::SystemTime;
 
 use http::{HeaderMap, Method};
 
 use crate::config::{BackendId, RouteId};
 
 pub use crate::path::normalize_path;
-pub use decide::{decide, rewrite_path};
+pub use decide::{decide, effective_weight, rewrite_path};
 pub use hash::{BUCKETS, sticky_bucket, sticky_hash};
 pub use table::Router;
 
@@ -56,14 +58,73 @@ pub enum BucketSource {
     Random,
 }
 
+/// What the decision takes besides the request: the draw and the clock.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs {
+    /// Uniformly random in `0..10000`, used when the request has no sticky key.
+    pub draw: u16,
+    /// Wall-clock time, for the ramp.
+    pub now: SystemTime,
+}
+
+/// A route's runtime state, as the decision reads it (SPEC §3.2 steps 2–4).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RouteRuntime {
+    /// The automatic rollback tripped: everything goes to legacy.
+    pub tripped: bool,
+    /// An override of the route's weight, in basis points.
+    pub weight_override: Option<u16>,
+    /// An override of the value of the route's flag.
+    pub flag_override: Option<bool>,
+}
+
+/// Where a route's effective weight comes from, in the order of SPEC §3.2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightFrom {
+    /// Tripped: 0.
+    RolledBack,
+    /// The admin API's override.
+    Override,
+    /// The route's flag (or its override) is false: 0.
+    FlagOff,
+    /// The ramp's step in force.
+    Ramp { step: usize },
+    /// The file's `weight`.
+    File,
+}
+
+/// A route's share of traffic for new at some time, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Weight {
+    /// Basis points, `0..=10000`.
+    pub bp: u16,
+    pub from: WeightFrom,
+}
+
+impl Weight {
+    /// As a percentage, for people and metrics.
+    pub fn percent(self) -> f64 {
+        f64::from(self.bp) / 100.0
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
     /// No route matched: `defaults.legacy`.
     NoRoute,
+    /// `server.force_header` named the side.
+    Forced,
+    /// The route is rolled back.
+    RolledBack,
     /// The route's flag is false.
     FlagOff,
-    /// `bucket < weight_bp` → new.
-    Weight { bucket: u16, source: BucketSource },
+    /// `bucket < weight` → new; the weight came `from` the file, the ramp or
+    /// an override.
+    Weight {
+        bucket: u16,
+        source: BucketSource,
+        from: WeightFrom,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,13 +3,13 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 use super::RequestInfo;
 use crate::config::{
-    BackendConfig, BackendId, Config, FallbackConfig, HostMatch, Protocol, RouteConfig,
+    BackendConfig, BackendId, Config, FallbackConfig, HostMatch, Protocol, RampConfig, RouteConfig,
     ServerConfig, Sticky,
 };
 use crate::path::normalize_path;
@@ -38,6 +38,8 @@ pub(crate) fn route(name: &str, path: &str) -> RouteConfig {
         new: NEW,
         fallback: FallbackConfig::default(),
         rate_limit: None,
+        ramp: None,
+        rollback: None,
         line: 1,
     }
 }
@@ -53,6 +55,7 @@ pub(crate) trait RouteBuilder {
     fn cohort(self, cohort: &str) -> Self;
     fn legacy(self, backend: BackendId) -> Self;
     fn new_backend(self, backend: BackendId) -> Self;
+    fn ramp(self, steps_bp: &[u16], every: Duration, start: SystemTime) -> Self;
 }
 
 impl RouteBuilder for RouteConfig {
@@ -92,6 +95,14 @@ impl RouteBuilder for RouteConfig {
     }
     fn new_backend(mut self, backend: BackendId) -> Self {
         self.new = backend;
+        self
+    }
+    fn ramp(mut self, steps_bp: &[u16], every: Duration, start: SystemTime) -> Self {
+        self.ramp = Some(RampConfig {
+            steps_bp: steps_bp.to_vec(),
+            every,
+            start,
+        });
         self
     }
 }
@@ -143,6 +154,8 @@ pub(crate) fn config(routes: Vec<RouteConfig>) -> Config {
             shutdown_timeout: Duration::from_secs(30),
             trusted_proxies: Vec::new(),
             tls: None,
+            force_header: None,
+            state_file: None,
         },
         backends: vec![
             backend("legacy", 3001),
