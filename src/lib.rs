@@ -25,6 +25,7 @@ mod proxy;
 mod reload;
 pub mod route;
 pub mod server;
+pub mod shadow;
 pub mod snapshot;
 mod stats;
 mod tls;

@@ -16,6 +16,7 @@ use prometheus_client::registry::Registry;
 use tracing::info;
 
 use crate::proxy::{Exchange, Observer};
+use crate::shadow::ShadowResult;
 use crate::snapshot::Snapshot;
 use crate::stats::Label;
 
@@ -52,6 +53,12 @@ struct AttemptLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShadowLabels {
+    route: Label,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: &'static str,
 }
@@ -77,6 +84,7 @@ pub(crate) struct Metrics {
     new_weight: Family<RouteLabels, Gauge<f64, AtomicU64>>,
     backend_available: Family<BackendLabels, Gauge>,
     backend_ejections: Family<BackendLabels, Counter>,
+    shadow: Family<ShadowLabels, Counter>,
     /// The backends whose health the last scrape showed, so that the next
     /// one drops those a reload removed.
     health_shown: Mutex<Vec<Label>>,
@@ -151,6 +159,12 @@ impl Metrics {
             "Passive ejections of a backend after gateway failures in a row",
             backend_ejections.clone(),
         );
+        let shadow = Family::<ShadowLabels, Counter>::default();
+        registry.register(
+            "strangler_shadow",
+            "Shadow traffic results, by route: match, mismatch, error, skipped",
+            shadow.clone(),
+        );
         // Both results exist from the start, so a dashboard sees 0, not nothing.
         for result in ["success", "failure"] {
             let _ = reloads.get_or_create(&ResultLabels { result });
@@ -165,6 +179,7 @@ impl Metrics {
             new_weight,
             backend_available,
             backend_ejections,
+            shadow,
             health_shown: Mutex::new(Vec::new()),
             no_backend: Arc::new(NO_BACKEND.to_owned()),
         }
@@ -240,6 +255,15 @@ impl Metrics {
                 });
             }
         }
+    }
+
+    fn shadow(&self, route: &Label, result: ShadowResult) {
+        self.shadow
+            .get_or_create(&ShadowLabels {
+                route: route.clone(),
+                result: result.label(),
+            })
+            .inc();
     }
 
     fn record(&self, snapshot: &Snapshot, exchange: &Exchange, elapsed: Duration) {
@@ -371,6 +395,10 @@ impl Observer for Telemetry {
             fallback = exchange.fallback.map(|r| r.label()),
             request_id = exchange.request_id(),
         );
+    }
+
+    fn shadow(&self, route: &Label, result: ShadowResult) {
+        self.metrics.shadow(route, result);
     }
 }
 

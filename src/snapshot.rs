@@ -9,6 +9,7 @@ use http::HeaderValue;
 use crate::backend::{Backend, BackendError};
 use crate::config::{BackendId, Config, DEFAULT_ROUTE, RouteConfig, RouteId};
 use crate::route::Router;
+use crate::shadow::ShadowState;
 use crate::stats::{Label, RouteCounters};
 
 /// Everything a request reads, built once per (re)load, off the request path.
@@ -42,6 +43,9 @@ pub struct RouteHandles {
     pub label: Label,
     /// Kept across reloads for a route that keeps its name.
     pub counters: Arc<RouteCounters>,
+    /// With `[routes.shadow]`: its results and learned noise, kept across
+    /// reloads for a route that keeps its name and its shadow.
+    pub shadow: Option<Arc<ShadowState>>,
 }
 
 /// The live snapshot, shared by every connection.
@@ -50,7 +54,7 @@ pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
 impl Snapshot {
     /// Compiles `config`. Backends whose settings equal one in `previous` reuse
     /// its [`Backend`], so their connection pools survive the reload; routes
-    /// that keep their name keep their counters. Fails when a backend's TLS
+    /// that keep their name keep their counters and their shadow state. Fails when a backend's TLS
     /// settings cannot be loaded (an unreadable or invalid `ca_file`).
     pub fn new(config: Config, previous: Option<&Snapshot>) -> Result<Snapshot, BackendError> {
         let previous_backends = previous.map_or(&[][..], |p| &p.backends[..]);
@@ -59,23 +63,28 @@ impl Snapshot {
             .iter()
             .map(|wanted| Backend::reuse_or_new(previous_backends, wanted))
             .collect::<Result<_, _>>()?;
-        let previous_counters: HashMap<&str, &Arc<RouteCounters>> = previous
+        let previous_handles: HashMap<&str, &RouteHandles> = previous
             .map(|p| {
                 p.routes
                     .iter()
-                    .map(|r| (r.config.name.as_str(), &r.handles.counters))
+                    .map(|r| (r.config.name.as_str(), &r.handles))
                     .collect()
             })
             .unwrap_or_default();
         let routes = config
             .routes
             .iter()
-            .map(|route| CompiledRoute {
-                config: route.clone(),
-                handles: RouteHandles::new(
-                    &route.name,
-                    previous_counters.get(route.name.as_str()).copied(),
-                ),
+            .map(|route| {
+                let before = previous_handles.get(route.name.as_str());
+                let mut handles = RouteHandles::new(&route.name, before.map(|h| &h.counters));
+                if route.shadow.is_some() {
+                    let kept = before.and_then(|h| h.shadow.clone());
+                    handles.shadow = Some(kept.unwrap_or_default());
+                }
+                CompiledRoute {
+                    config: route.clone(),
+                    handles,
+                }
             })
             .collect();
         let router = Router::new(&config.routes);
@@ -123,6 +132,7 @@ impl RouteHandles {
                 .unwrap_or_else(|_| HeaderValue::from_static("invalid-name")),
             label: Arc::new(name.to_owned()),
             counters: counters.cloned().unwrap_or_default(),
+            shadow: None,
         }
     }
 }

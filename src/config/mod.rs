@@ -7,7 +7,7 @@
 //!
 //! - `reader`: the generic spanned-TOML reader (positions, unknown keys, typed
 //!   values, "did you mean");
-//! - `server`, `defaults`, `backends`, `flags`, `routes`, `fallback`: one reader
+//! - `server`, `defaults`, `backends`, `flags`, `routes`, `fallback`, `shadow`: one reader
 //!   per section, each beside its known keys;
 //! - `validate`: the domain rules, pure functions on plain values.
 
@@ -20,6 +20,7 @@ mod parse;
 mod reader;
 mod routes;
 mod server;
+mod shadow;
 pub mod units;
 mod validate;
 

@@ -12,12 +12,13 @@ use super::reader::{
     Lines, Problems, Table, Value, expect_array, expect_int, expect_str, expect_table, field,
     suggest, wrong_type,
 };
+use super::shadow::read_shadow;
 use super::validate;
 use super::{BackendId, DEFAULT_ROUTE, FallbackConfig, HostMatch, RouteConfig, Sticky};
 
 const ROUTE_KEYS: &[&str] = &[
     "name", "path", "methods", "host", "headers", "flag", "weight", "sticky", "cohort", "rewrite",
-    "legacy", "new", "fallback",
+    "legacy", "new", "fallback", "shadow",
 ];
 
 /// What every route is checked against.
@@ -198,6 +199,7 @@ fn read_route(
         legacy: legacy.unwrap_or(BackendId::new(0)),
         new: new.unwrap_or(BackendId::new(0)),
         fallback,
+        shadow: read_shadow(p, &t),
         line: lines.line(t.at),
     };
     Some(ParsedRoute {
@@ -281,7 +283,7 @@ fn flag_ref(p: &mut Problems, v: &Value<'_>, flags: &[(String, bool)]) -> Option
 }
 
 /// Percent for new, as basis points.
-fn weight(p: &mut Problems, v: &Value<'_>) -> Option<u16> {
+pub(super) fn weight(p: &mut Problems, v: &Value<'_>) -> Option<u16> {
     let hint = "write a percentage from 0 to 100 with at most 2 decimals, like 25 or 12.5";
     let percent = match v.get_ref() {
         DeValue::Integer(_) => expect_int(p, v, hint)? as f64,

@@ -37,6 +37,7 @@ pub(crate) fn route(name: &str, path: &str) -> RouteConfig {
         legacy: LEGACY,
         new: NEW,
         fallback: FallbackConfig::default(),
+        shadow: None,
         line: 1,
     }
 }
