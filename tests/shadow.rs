@@ -179,6 +179,16 @@ async fn a_legacy_served_get_is_mirrored_to_new_and_counted_only_as_shadow() {
 }
 
 #[tokio::test]
+async fn a_client_cannot_pass_its_request_off_as_a_shadow() {
+    let legacy = TestBackend::start("legacy").await;
+    let new = TestBackend::start("new").await;
+    let proxy = TestProxy::start(&config_with(&legacy.url(), &new.url(), "")).await;
+    let answer = support::get_with(&proxy.url("/x"), &[("x-strangler-shadow", "1")]).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(shadow_header(&legacy.seen.last()), None);
+}
+
+#[tokio::test]
 async fn a_new_served_request_is_mirrored_to_legacy_without_the_rewrite() {
     let legacy = json_backend("legacy", |_| json!({"a": 1})).await;
     let new = json_backend("new", |_| json!({"a": 1})).await;
