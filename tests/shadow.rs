@@ -477,6 +477,49 @@ async fn a_5xx_from_the_shadow_is_an_error_when_the_served_answer_was_not() {
 }
 
 #[tokio::test]
+async fn after_a_fallback_the_shadow_goes_to_new_which_did_not_serve() {
+    let legacy = json_backend("legacy", |_| json!({"a": 1})).await;
+    let new = TestBackend::with_status("new", 503).await;
+    let proxy = TestProxy::start(&config_with(
+        &legacy.url(),
+        &new.url(),
+        &shadow_route(100, "percent = 100\nnoise_sample = 0"),
+    ))
+    .await;
+    let answer = get(&proxy.url("/api/x")).await;
+    assert_eq!(answer.header("x-strangler-fallback"), Some("status-503"));
+    let shadow = settled(&proxy, 1).await;
+    assert_eq!(counts(&shadow), [0, 0, 1, 0], "{shadow}");
+    let seen = new.seen.all();
+    assert_eq!(seen.len(), 2, "the request, then its shadow");
+    assert_eq!(shadow_header(&seen[0]), None);
+    assert_eq!(shadow_header(&seen[1]), Some("1"));
+    assert_eq!(legacy.seen.count(), 1, "only the replay");
+}
+
+#[tokio::test]
+async fn head_is_mirrored_and_compared_by_status_and_headers() {
+    let legacy = json_backend("legacy", |_| json!({"a": 1})).await;
+    let new = json_backend("new", |_| json!({"a": 2})).await;
+    let proxy = TestProxy::start(&config_with(
+        &legacy.url(),
+        &new.url(),
+        &shadow_route(0, "percent = 100\nnoise_sample = 0"),
+    ))
+    .await;
+    let answer = send(
+        request("HEAD", &proxy.url("/api/x"))
+            .body(Full::<Bytes>::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(answer.status, 200);
+    let shadow = settled(&proxy, 1).await;
+    assert_eq!(counts(&shadow), [1, 0, 0, 0], "{shadow}");
+    assert_eq!(new.seen.last().method, "HEAD");
+}
+
+#[tokio::test]
 async fn over_max_inflight_against_a_slow_shadow_is_skipped() {
     let legacy = json_backend("legacy", |_| json!({"a": 1})).await;
     let gate = Arc::new(Semaphore::new(0));

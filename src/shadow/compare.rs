@@ -349,6 +349,19 @@ mod tests {
     }
 
     #[test]
+    fn a_json_suffix_type_is_json() {
+        let mut a = json(r#"{"title": "x", "status": 400}"#);
+        let mut b = json(r#"{"status": 400, "title": "x"}"#);
+        for answer in [&mut a, &mut b] {
+            answer.headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("Application/Problem+JSON"),
+            );
+        }
+        assert!(diff(&a, &b).is_empty());
+    }
+
+    #[test]
     fn a_number_and_a_string_differ() {
         assert_eq!(
             diff(&json(r#"{"n": 1}"#), &json(r#"{"n": "1"}"#)),
