@@ -15,8 +15,8 @@ use http_body_util::Full;
 use serde_json::{Value, json};
 use strangler::body as pbody;
 use support::{
-    DEADLINE, Seen, TestBackend, TestProxy, config_with, dead_addr, eventually, get, request, send,
-    send_body, sha256_hex,
+    Binary, DEADLINE, Seen, TestBackend, TestProxy, backends_with, config_with, dead_addr,
+    eventually, get, request, send, send_body, sha256_hex,
 };
 use tokio::sync::Semaphore;
 
@@ -617,4 +617,48 @@ async fn a_route_at_zero_percent_mirrors_nothing_and_routes_without_shadow_are_n
     assert_eq!(counts(&all[0]), [0, 0, 0, 0]);
     assert_eq!(all[0]["percent"], 0.0);
     assert_eq!(new.seen.count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mismatches_are_logged_at_most_once_a_second() {
+    let legacy = json_backend("legacy", |_| json!({"v": 1})).await;
+    let new = json_backend("new", |_| json!({"v": 2})).await;
+    let proxy = Binary::start_with(
+        "",
+        &backends_with(
+            &legacy.url(),
+            &new.url(),
+            &shadow_route(0, "percent = 100\nnoise_sample = 0"),
+        ),
+        &[],
+        &["--log-format", "json"],
+    )
+    .await;
+    let started = std::time::Instant::now();
+    for _ in 0..20 {
+        assert_eq!(get(&proxy.url("/api/m")).await.status, 200);
+    }
+    let shadow_url = proxy.admin_url("/shadow");
+    eventually(DEADLINE, "20 mismatches counted", || async {
+        get(&shadow_url).await.json()[0]["counts"]["mismatch"] == 20
+    })
+    .await;
+    let seconds = started.elapsed().as_secs();
+    let mismatch_lines: Vec<Value> = proxy
+        .log()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|event| event["fields"]["message"] == "shadow mismatch")
+        .collect();
+    assert!(!mismatch_lines.is_empty());
+    assert!(
+        mismatch_lines.len() as u64 <= seconds + 1,
+        "{} lines in {seconds}s",
+        mismatch_lines.len()
+    );
+    let fields = &mismatch_lines[0]["fields"];
+    assert_eq!(fields["route"], "api", "{fields}");
+    assert_eq!(fields["path"], "/api/m", "{fields}");
+    assert_eq!(fields["first"], "$.v", "{fields}");
+    assert_eq!(mismatch_lines[0]["level"], "INFO");
 }
