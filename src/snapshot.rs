@@ -54,8 +54,9 @@ pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
 impl Snapshot {
     /// Compiles `config`. Backends whose settings equal one in `previous` reuse
     /// its [`Backend`], so their connection pools survive the reload; routes
-    /// that keep their name keep their counters and their shadow state. Fails when a backend's TLS
-    /// settings cannot be loaded (an unreadable or invalid `ca_file`).
+    /// that keep their name keep their counters and their shadow state. Fails
+    /// when a backend's TLS settings cannot be loaded (an unreadable or
+    /// invalid `ca_file`).
     pub fn new(config: Config, previous: Option<&Snapshot>) -> Result<Snapshot, BackendError> {
         let previous_backends = previous.map_or(&[][..], |p| &p.backends[..]);
         let backends = config

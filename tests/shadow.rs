@@ -192,7 +192,7 @@ async fn a_client_cannot_pass_its_request_off_as_a_shadow() {
 async fn a_new_served_request_is_mirrored_to_legacy_without_the_rewrite() {
     let legacy = json_backend("legacy", |_| json!({"a": 1})).await;
     let new = json_backend("new", |_| json!({"a": 1})).await;
-    let route = "[[routes]]\nname = \"api\"\npath = \"/api\"\nweight = 100\nrewrite = \"/v2\"\n\n[routes.shadow]\npercent = 100\n";
+    let route = "[[routes]]\nname = \"api\"\npath = \"/api\"\nweight = 100\nrewrite = \"/v2\"\n\n[routes.shadow]\npercent = 100\nnoise_sample = 0\n";
     let proxy = TestProxy::start(&config_with(&legacy.url(), &new.url(), route)).await;
 
     let answer = get(&proxy.url("/api/x")).await;

@@ -283,7 +283,7 @@ fn flag_ref(p: &mut Problems, v: &Value<'_>, flags: &[(String, bool)]) -> Option
 }
 
 /// Percent for new, as basis points.
-pub(super) fn weight(p: &mut Problems, v: &Value<'_>) -> Option<u16> {
+fn weight(p: &mut Problems, v: &Value<'_>) -> Option<u16> {
     let hint = "write a percentage from 0 to 100 with at most 2 decimals, like 25 or 12.5";
     let percent = match v.get_ref() {
         DeValue::Integer(_) => expect_int(p, v, hint)? as f64,

@@ -227,12 +227,10 @@ async fn forward(
     // Copy the body only if some failure could send it again, or a shadow
     // needs it (up to the fallback's `max_body` when both do).
     let may_resend = replayable || (with_fallback && fallback.on_connect_error);
-    let copy_max = match &mirror {
-        _ if may_resend => Some(fallback.max_body),
-        Some(_) => route
-            .and_then(|r| r.config.shadow.as_ref())
-            .map(|s| s.max_body),
-        None => None,
+    let copy_max = if may_resend {
+        Some(fallback.max_body)
+    } else {
+        mirror.as_ref().map(shadow::Plan::max_body)
     };
     let (body, copy) = if let Some(max) = copy_max {
         let limits = CopyLimits {

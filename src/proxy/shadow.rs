@@ -64,6 +64,11 @@ impl Plan<'_> {
         Plan { headers, ..self }
     }
 
+    /// The largest request body that is mirrored.
+    pub(super) fn max_body(&self) -> u64 {
+        self.config.max_body
+    }
+
     /// The request failed on the client's side: nothing to mirror.
     pub(super) fn abandon(self) {
         self.recorder.skip(SkipReason::Served);
