@@ -87,3 +87,39 @@ CONF
         printf '\n[[routes]]\npath = "/rb"\nweight = 100\n[routes.rollback]\nmax_p95 = "500ms"\n'
     fi
 }
+
+# shadow_routes_config LISTEN ADMIN: strangler with one worker, legacy and new
+# both the origin, three routes served by legacy: /plain without shadow, /zero
+# with a shadow at 0%, /full mirroring every GET (noise learning off).
+shadow_routes_config() {
+    cat <<CONF
+[server]
+listen = "127.0.0.1:$1"
+admin_listen = "127.0.0.1:$2"
+workers = 1
+
+[backends.legacy]
+url = "http://127.0.0.1:$ORIGIN"
+
+[backends.new]
+url = "http://127.0.0.1:$ORIGIN"
+
+[[routes]]
+path = "/plain"
+weight = 0
+
+[[routes]]
+path = "/zero"
+weight = 0
+[routes.shadow]
+percent = 0
+
+[[routes]]
+path = "/full"
+weight = 0
+[routes.shadow]
+percent = 100
+noise_sample = 0
+max_inflight = 100000
+CONF
+}

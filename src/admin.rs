@@ -1,5 +1,5 @@
 //! The admin listener (SPEC §5): health, readiness, metrics, config, routes,
-//! reload, and the runtime overrides.
+//! backends, shadow, reload, and the runtime overrides.
 //!
 //! - [`routes_view`]: `GET /routes`;
 //! - [`overrides`]: route and flag overrides, resuming a tripped route.
@@ -118,6 +118,7 @@ impl Admin {
                 body::json(StatusCode::OK, &routes_view::routes(&self.snapshot.load()))
             }
             (&Method::GET, "/backends") => body::json(StatusCode::OK, &self.backends_json()),
+            (&Method::GET, "/shadow") => body::json(StatusCode::OK, &self.shadow_json()),
             (&Method::POST, "/reload") => match self.reloader.reload(Trigger::Admin).await {
                 Outcome::Loaded { version } => {
                     body::json(StatusCode::OK, &json!({ "version": version }))
@@ -134,7 +135,7 @@ impl Admin {
             (
                 _,
                 "/healthz" | "/readyz" | "/metrics" | "/config" | "/routes" | "/backends"
-                | "/reload",
+                | "/reload" | "/shadow",
             ) => json_error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method not allowed",
@@ -235,6 +236,29 @@ impl Admin {
             })
         });
         Value::Array(backends.collect())
+    }
+}
+
+impl Admin {
+    /// `GET /shadow` (SPEC §5): per route with `[routes.shadow]`, in file
+    /// order, what its shadow traffic found.
+    fn shadow_json(&self) -> Value {
+        let snapshot = self.snapshot.load();
+        let config = &snapshot.config;
+        let routes = snapshot.routes().iter().filter_map(|compiled| {
+            let route = &compiled.config;
+            let shadow = route.shadow.as_ref()?;
+            let state = compiled.handles.shadow.as_ref()?;
+            let legacy = &config.backend(route.legacy).name;
+            let new = &config.backend(route.new).name;
+            let mut found = state.to_json(legacy, new, rfc3339_millis);
+            found["name"] = json!(route.name);
+            found["percent"] = json!(f64::from(shadow.percent_bp) / 100.0);
+            found["legacy"] = json!(legacy);
+            found["new"] = json!(new);
+            Some(found)
+        });
+        Value::Array(routes.collect())
     }
 }
 

@@ -125,9 +125,12 @@ Try (each answer names the backend that served it; see the x-strangler-* headers
   for i in 1 2 3 4 5; do curl -s -o /dev/null http://{addr}/api/payments/$i; done
   curl -si http://{addr}/api/checkout/cart
 
+  # dark launch: legacy answers, new gets a shadow copy in the background and
+  # the answers are compared; GET /shadow on the admin API shows the diff ($.name)
+  curl -si http://{addr}/api/orders/7
+
   # no route: legacy owns every path not yet strangled
   curl -si http://{addr}/about",
-        routes =
-            "checkout (flag), users (50% sticky), search (rewrite), payments (fallback, ejection)"
+        routes = "checkout (flag), users (50% sticky), search (rewrite), orders (shadow), payments (fallback, ejection)"
     )
 }

@@ -28,6 +28,7 @@ mod reload;
 pub mod route;
 mod runtime;
 pub mod server;
+pub mod shadow;
 pub mod snapshot;
 mod state_file;
 mod stats;

@@ -15,6 +15,7 @@ use prometheus_client::registry::Registry;
 use tracing::info;
 
 use crate::proxy::{Exchange, Observer};
+use crate::shadow::ShadowResult;
 use crate::snapshot::Snapshot;
 use crate::stats::Label;
 
@@ -51,6 +52,12 @@ struct AttemptLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShadowLabels {
+    route: Label,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: &'static str,
 }
@@ -79,6 +86,7 @@ pub(crate) struct Metrics {
     rate_limited: Family<RouteLabels, Counter>,
     rollbacks: Family<RouteLabels, Counter>,
     rolled_back: Family<RouteLabels, Gauge>,
+    shadow: Family<ShadowLabels, Counter>,
     /// The backends whose health the last scrape showed, so that the next
     /// one drops those a reload removed.
     health_shown: Mutex<Vec<Label>>,
@@ -173,6 +181,12 @@ impl Metrics {
             "1 while the route is tripped and sends everything to legacy",
             rolled_back.clone(),
         );
+        let shadow = Family::<ShadowLabels, Counter>::default();
+        registry.register(
+            "strangler_shadow",
+            "Shadow traffic results, by route: match, mismatch, error, skipped",
+            shadow.clone(),
+        );
         // Both results exist from the start, so a dashboard sees 0, not nothing.
         for result in ["success", "failure"] {
             let _ = reloads.get_or_create(&ResultLabels { result });
@@ -190,6 +204,7 @@ impl Metrics {
             rate_limited,
             rollbacks,
             rolled_back,
+            shadow,
             health_shown: Mutex::new(Vec::new()),
             routes_shown: Mutex::new(Vec::new()),
             no_backend: Arc::new(NO_BACKEND.to_owned()),
@@ -285,6 +300,15 @@ impl Metrics {
             self.rolled_back.remove(&labels);
         }
         *shown = live;
+    }
+
+    fn shadow(&self, route: &Label, result: ShadowResult) {
+        self.shadow
+            .get_or_create(&ShadowLabels {
+                route: route.clone(),
+                result: result.label(),
+            })
+            .inc();
     }
 
     fn record(&self, snapshot: &Snapshot, exchange: &Exchange, elapsed: Duration) {
@@ -425,6 +449,10 @@ impl Observer for Telemetry {
             client = exchange.client.map(tracing::field::display),
             request_id = exchange.request_id(),
         );
+    }
+
+    fn shadow(&self, route: &Label, result: ShadowResult) {
+        self.metrics.shadow(route, result);
     }
 }
 

@@ -13,6 +13,7 @@ use crate::config::{BackendId, Config, DEFAULT_ROUTE, RouteConfig, RouteId};
 use crate::ratelimit::RateLimiter;
 use crate::route::{self, RouteRuntime, Router, Weight};
 use crate::runtime::{FlagState, RouteState};
+use crate::shadow::ShadowState;
 use crate::stats::{Label, RouteCounters, RouteStats, Window};
 
 /// Everything a request reads, built once per (re)load, off the request path.
@@ -60,6 +61,9 @@ pub struct RouteHandles {
     pub state: Arc<RouteState>,
     /// The override of the route's flag, shared by every route reading it.
     pub flag: Option<Arc<FlagState>>,
+    /// With `[routes.shadow]`: its results and learned noise, kept across
+    /// reloads for a route that keeps its name and its shadow.
+    pub shadow: Option<Arc<ShadowState>>,
 }
 
 /// The live snapshot, shared by every connection.
@@ -68,8 +72,9 @@ pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
 impl Snapshot {
     /// Compiles `config`. Backends whose settings equal one in `previous` reuse
     /// its [`Backend`], so their connection pools survive the reload; routes
-    /// that keep their name keep their counters. Fails when a backend's TLS
-    /// settings cannot be loaded (an unreadable or invalid `ca_file`).
+    /// that keep their name keep their counters and their shadow state. Fails
+    /// when a backend's TLS settings cannot be loaded (an unreadable or
+    /// invalid `ca_file`).
     pub fn new(config: Config, previous: Option<&Snapshot>) -> Result<Snapshot, BackendError> {
         let previous_backends = previous.map_or(&[][..], |p| &p.backends[..]);
         let backends = config
@@ -202,6 +207,10 @@ impl RouteHandles {
             stats,
             state: previous.map(|p| p.state.clone()).unwrap_or_default(),
             flag,
+            shadow: route
+                .shadow
+                .as_ref()
+                .map(|_| previous.and_then(|p| p.shadow.clone()).unwrap_or_default()),
         }
     }
 
@@ -218,6 +227,7 @@ impl RouteHandles {
             ),
             state: Arc::default(),
             flag: None,
+            shadow: None,
         }
     }
 

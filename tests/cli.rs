@@ -279,6 +279,24 @@ async fn demo_does_what_it_announces() {
     assert_eq!(answer.json()["name"], "legacy");
     assert_eq!(answer.header("x-strangler-fallback"), Some("status-503"));
 
+    // Dark launch: legacy answers; new's shadow answer differs in its name,
+    // and the echoed x-strangler-shadow header is learned as noise.
+    let answer = get(&format!("{base}/api/orders/7")).await;
+    assert_eq!(answer.json()["name"], "legacy");
+    let shadow_url = format!("{}/shadow", demo.admin);
+    eventually(DEADLINE, "the orders shadow compared", || async {
+        get(&shadow_url).await.json()[0]["counts"]["mismatch"] == 1
+    })
+    .await;
+    let shadow = get(&shadow_url).await.json();
+    assert_eq!(shadow[0]["name"], "orders", "{shadow}");
+    assert_eq!(shadow[0]["fields"][0]["field"], "$.name", "{shadow}");
+    assert_eq!(
+        shadow[0]["noise"],
+        serde_json::json!(["$.headers.x-strangler-shadow"]),
+        "{shadow}"
+    );
+
     // No route: legacy.
     let answer = get(&format!("{base}/about")).await;
     assert_eq!(answer.json()["name"], "legacy");

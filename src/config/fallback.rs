@@ -87,7 +87,7 @@ fn statuses(p: &mut Problems, v: &Value<'_>) -> Option<Vec<u16>> {
     statuses.into_iter().collect::<Option<_>>().map(status_set)
 }
 
-fn replay_methods(p: &mut Problems, v: &Value<'_>) -> Option<MethodSet> {
+pub(super) fn replay_methods(p: &mut Problems, v: &Value<'_>) -> Option<MethodSet> {
     let hint = "write a list of methods like [\"GET\", \"PUT\"], or [\"*\"] for every method";
     let items = expect_array(p, v, "an array of method names", hint)?;
     let is_star = |item: &Value<'_>| matches!(item.get_ref(), DeValue::String(s) if s == "*");

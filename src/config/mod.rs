@@ -8,7 +8,7 @@
 //! - `reader`: the generic spanned-TOML reader (positions, unknown keys, typed
 //!   values, "did you mean");
 //! - `server`, `defaults`, `backends`, `flags`, `routes`, `fallback`, `rollout`
-//!   (ramp and rollback), `rate_limit`: one reader per section, each beside
+//!   (ramp and rollback), `rate_limit`, `shadow`: one reader per section, each beside
 //!   its known keys;
 //! - `validate`: the domain rules, pure functions on plain values.
 
@@ -23,6 +23,7 @@ mod reader;
 mod rollout;
 mod routes;
 mod server;
+mod shadow;
 pub mod units;
 mod validate;
 

@@ -5,9 +5,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderName, HeaderValue, Method, Uri};
+
+pub use crate::shadow::json_path::JsonPath;
 
 /// The route label of a request that no route matches (headers, logs, metrics).
 pub const DEFAULT_ROUTE: &str = "_default";
@@ -343,8 +346,49 @@ pub struct RouteConfig {
     pub ramp: Option<RampConfig>,
     /// `[routes.rollback]` (or `[defaults.rollback]`): the automatic rollback.
     pub rollback: Option<RollbackConfig>,
+    /// `[routes.shadow]`; `None`: nothing is mirrored.
+    pub shadow: Option<Arc<ShadowConfig>>,
     /// 1-based line of the `[[routes]]` header in the file, for messages.
     pub line: usize,
+}
+
+/// `[routes.shadow]`: parallel running (SPEC §3.7).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShadowConfig {
+    /// Share of the route's requests mirrored, in basis points (`0..=10000`).
+    pub percent_bp: u16,
+    /// Only these methods are mirrored.
+    pub methods: MethodSet,
+    pub compare: bool,
+    /// Lowercase; added to the built-in ignored headers.
+    pub ignore_headers: Vec<HeaderName>,
+    pub ignore_json: Vec<JsonPath>,
+    /// Larger request bodies are not mirrored; larger answers compare by
+    /// status and headers only.
+    pub max_body: u64,
+    /// Shadow requests of this route in flight at once.
+    pub max_inflight: usize,
+    /// Share of mirrored requests also sent again to the serving backend, in
+    /// basis points.
+    pub noise_sample_bp: u16,
+}
+
+impl Default for ShadowConfig {
+    fn default() -> Self {
+        ShadowConfig {
+            percent_bp: 1000,
+            methods: MethodSet::List(vec![Method::GET, Method::HEAD, Method::OPTIONS]),
+            compare: true,
+            ignore_headers: ["date", "server", "x-request-id"]
+                .into_iter()
+                .map(HeaderName::from_static)
+                .collect(),
+            ignore_json: JsonPath::parse("$.meta.generated_at").into_iter().collect(),
+            max_body: 1024 * 1024,
+            max_inflight: 64,
+            noise_sample_bp: 500,
+        }
+    }
 }
 
 /// `[routes.ramp]`: the route's weight is `steps[k]` at `start + k × every`.

@@ -12,6 +12,7 @@ use super::reader::{
     Lines, Problems, Table, Value, expect_array, expect_str, expect_table, field, suggest,
 };
 use super::rollout::{read_ramp, read_rollback, weight};
+use super::shadow::read_shadow;
 use super::validate;
 use super::{BackendId, DEFAULT_ROUTE, FallbackConfig, HostMatch, RouteConfig, Sticky};
 
@@ -32,6 +33,7 @@ const ROUTE_KEYS: &[&str] = &[
     "ramp",
     "rollback",
     "rate_limit",
+    "shadow",
 ];
 
 /// What every route is checked against.
@@ -221,6 +223,7 @@ fn read_route(
         rate_limit,
         ramp,
         rollback,
+        shadow: read_shadow(p, &t),
         line: lines.line(t.at),
     };
     Some(ParsedRoute {

@@ -151,6 +151,32 @@ impl Copy {
     }
 }
 
+impl Copy {
+    /// The whole body, when the client has sent all of it, it was copied and
+    /// it is at most `max` bytes; the copy stays as it is (shadow traffic,
+    /// after the serving attempt). Trailers are left out.
+    pub(super) fn whole(&self, max: u64) -> Option<Bytes> {
+        let state = match self {
+            Copy::Empty => return Some(Bytes::new()),
+            Copy::Unavailable => return None,
+            Copy::Kept(state, _) => lock(state),
+        };
+        // hyper stops polling a body of known length once it was all sent.
+        let ended = state.ended || state.source.as_ref().is_some_and(Body::is_end_stream);
+        let frames = state
+            .frames
+            .as_ref()
+            .filter(|_| ended && state.len <= max)?;
+        let mut whole = bytes::BytesMut::with_capacity(state.len as usize);
+        for frame in frames {
+            if let Copied::Data(data) = frame {
+                whole.extend_from_slice(data);
+            }
+        }
+        Some(whole.freeze())
+    }
+}
+
 /// Reads what the client has not sent yet into the copy, chunk by chunk, each
 /// within `limits.idle`.
 async fn read_rest(
@@ -396,6 +422,17 @@ mod tests {
         assert_eq!(&again.to_bytes()[..], b"abcd");
         drop(copy);
         assert_eq!(budget.available_permits(), 100, "the budget comes back");
+    }
+
+    #[tokio::test]
+    async fn the_whole_body_once_sent_and_within_max() {
+        let (first, copy) = tee(chunked(&["ab", "cd"], None), None, limits(10), &budget(100));
+        assert_eq!(copy.whole(10), None, "not sent yet");
+        assert_eq!(&bytes_of(first).await[..], b"abcd");
+        assert_eq!(copy.whole(10).as_deref(), Some(&b"abcd"[..]));
+        assert_eq!(copy.whole(3), None, "over the shadow's own max");
+        assert_eq!(Copy::Empty.whole(0).as_deref(), Some(&b""[..]));
+        assert_eq!(Copy::Unavailable.whole(10), None);
     }
 
     #[tokio::test]

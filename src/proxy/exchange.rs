@@ -7,7 +7,9 @@ use http::{HeaderValue, Method, StatusCode, Uri};
 use super::attempt::Attempts;
 use super::fallback::FallbackReason;
 use crate::config::{BackendId, RouteId};
+use crate::shadow::ShadowResult;
 use crate::snapshot::Snapshot;
+use crate::stats::Label;
 
 /// What happened to one request, for the access log and metrics.
 #[derive(Debug, Clone)]
@@ -44,4 +46,8 @@ impl Exchange {
 /// Told about every finished exchange (metrics, access log). Must not block.
 pub trait Observer: Send + Sync + 'static {
     fn observe(&self, snapshot: &Snapshot, exchange: &Exchange);
+
+    /// Told about every shadow result of a route (SPEC §3.7), apart from the
+    /// exchange, which knows nothing of its shadow.
+    fn shadow(&self, _route: &Label, _result: ShadowResult) {}
 }

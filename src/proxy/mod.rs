@@ -6,6 +6,7 @@
 //! - [`fallback`]: try new, replay to legacy when it fails;
 //! - [`copy`]: the request body streamed on with a copy kept, and its budget;
 //! - [`respond`]: the backend's answer made the client's;
+//! - [`shadow`]: the request mirrored to the other side, in the background;
 //! - [`tunnel`]: upgraded connections after a 101;
 //! - [`exchange`]: the record of one request, for the observer.
 
@@ -16,6 +17,7 @@ mod fallback;
 mod outgoing;
 mod respond;
 mod routed;
+mod shadow;
 mod tunnel;
 
 use std::borrow::Cow;
@@ -68,6 +70,8 @@ struct Shared {
     observer: Option<Arc<dyn Observer>>,
     /// Upgraded connections; shutdown waits for them.
     tunnels: TaskTracker,
+    /// Shadow requests in flight; never awaited by a request.
+    shadows: TaskTracker,
     copy_budget: CopyBudget,
 }
 
@@ -87,6 +91,7 @@ impl ProxyService {
             snapshot,
             observer,
             tunnels,
+            shadows: TaskTracker::new(),
             copy_budget: Arc::new(Semaphore::new(COPY_BUDGET_BYTES)),
         }))
     }
@@ -299,11 +304,24 @@ async fn forward(
         _ => (decision.target == Target::New, decision.backend),
     };
     let with_fallback = to_new && fallback.enabled;
-    // Copy the body only if some failure could send it again.
+    let mirror = shadow::plan(
+        route,
+        &parts.method,
+        content_length,
+        routed.upgrade,
+        shared.observer.as_ref(),
+    );
+    // Copy the body only if some failure could send it again, or a shadow
+    // needs it (up to the fallback's `max_body` when both do).
     let may_resend = replayable || (with_fallback && fallback.on_connect_error);
-    let (body, copy) = if may_resend {
+    let copy_max = if may_resend {
+        Some(fallback.max_body)
+    } else {
+        mirror.as_ref().map(shadow::Plan::max_body)
+    };
+    let (body, copy) = if let Some(max) = copy_max {
         let limits = CopyLimits {
-            max: fallback.max_body,
+            max,
             idle: snapshot.config.server.header_read_timeout,
         };
         copy::tee(body, content_length, limits, &shared.copy_budget)
@@ -316,6 +334,7 @@ async fn forward(
         parts.headers.remove(force);
     }
     let mut request = Outgoing::new(parts, &routed, copy, route, replayable);
+    let mirror = mirror.map(|plan| plan.with_headers(request.headers.clone()));
     let forwarded = match route {
         Some(route) if with_fallback => {
             fallback::forward_with_fallback(snapshot, route, &mut request, body).await
@@ -334,7 +353,27 @@ async fn forward(
             })
         }
     };
-    forwarded.map(|forwarded| Forwarded {
+    let mut forwarded = match forwarded {
+        Ok(forwarded) => forwarded,
+        Err(error) => {
+            if let Some(plan) = mirror {
+                plan.abandon();
+            }
+            return Err(error);
+        }
+    };
+    if let Some(plan) = mirror {
+        let budget = &shared.copy_budget;
+        shadow::start(
+            plan,
+            snapshot,
+            &shared.shadows,
+            budget,
+            &request,
+            &mut forwarded,
+        );
+    }
+    Ok(Forwarded {
         attempts: request.attempts,
         ..forwarded
     })

@@ -8,6 +8,7 @@ use http::{Method, Request, Uri, Version};
 use super::attempt::Attempts;
 use super::copy::Copy;
 use super::routed::Routed;
+use super::shadow::X_STRANGLER_SHADOW;
 use crate::backend::Backend;
 use crate::body::ProxyBody;
 use crate::config::{FallbackConfig, Protocol};
@@ -45,7 +46,8 @@ pub(super) struct Outgoing<'a> {
 
 impl<'a> Outgoing<'a> {
     /// The client's request made ready to forward: hop-by-hop headers
-    /// removed (upgrade headers kept for an upgrade), forwarding headers set.
+    /// removed (upgrade headers kept for an upgrade), a client's
+    /// `x-strangler-shadow` removed, forwarding headers set.
     pub(super) fn new(
         parts: Parts,
         routed: &'a Routed<'_>,
@@ -62,6 +64,9 @@ impl<'a> Outgoing<'a> {
         let te_trailers = headers::wants_trailers(&headers);
         headers::remove_hop_by_hop(&mut headers, routed.upgrade);
         headers::join_cookies(&mut headers);
+        // Only strangler marks a request as a shadow: a backend that skips
+        // side effects for one must not be fooled by a client.
+        headers.remove(&X_STRANGLER_SHADOW);
         let proto = if extensions.get::<ClientTls>().is_some() {
             "https"
         } else {

@@ -40,6 +40,7 @@ pub(crate) fn route(name: &str, path: &str) -> RouteConfig {
         rate_limit: None,
         ramp: None,
         rollback: None,
+        shadow: None,
         line: 1,
     }
 }
