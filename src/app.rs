@@ -21,6 +21,7 @@ use crate::metrics::{Metrics, Telemetry};
 use crate::reload::{self, ReloadError, Reloader, StartError};
 use crate::server::{self, Limits};
 use crate::snapshot::{SharedSnapshot, Snapshot};
+use crate::stats::Histories;
 use crate::tls::ServerTls;
 
 /// What [`start`] needs: the config and the listeners, already bound.
@@ -53,6 +54,8 @@ pub struct Running {
     tunnels: TaskTracker,
     /// The active health checkers.
     prober: Arc<Prober>,
+    /// Closes a minute of every route's history, once a minute.
+    history_task: JoinHandle<()>,
     shutdown_timeout: Duration,
     _watcher: Option<notify::RecommendedWatcher>,
 }
@@ -107,12 +110,14 @@ impl Running {
             let _ = admin_task.await;
         }
         self.prober.shutdown().await;
+        self.history_task.abort();
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
         self.proxy_task.abort();
+        self.history_task.abort();
         self.prober.stop();
         if let Some(admin_task) = &self.admin_task {
             admin_task.abort();
@@ -155,7 +160,9 @@ pub fn start(launch: Launch) -> Result<Running, StartError> {
         metrics: metrics.clone(),
         reloader: reloader.clone(),
         ready: true.into(),
+        history: Arc::new(Histories::default()),
     });
+    let history_task = tokio::spawn(keep_history(snapshot.clone(), admin.history.clone()));
 
     // Before any task runs: once the admin API answers, SIGHUP reloads
     // rather than kills.
@@ -216,9 +223,27 @@ pub fn start(launch: Launch) -> Result<Running, StartError> {
         admin_task,
         tunnels,
         prober,
+        history_task,
         shutdown_timeout,
         _watcher: watcher,
     })
+}
+
+/// Once a minute, records every route's minute in `history` from its
+/// counters; the first tick, at start, only sets the base.
+async fn keep_history(snapshot: SharedSnapshot, history: Arc<Histories>) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let snapshot = snapshot.load();
+        let routes = snapshot.routes().iter().map(|r| &r.handles);
+        let routes = routes.chain(std::iter::once(snapshot.handles(None)));
+        history.tick(now, routes.map(|h| (h.label.as_str(), h.counters.totals())));
+    }
 }
 
 async fn wait_for(mut stopped: watch::Receiver<bool>) {

@@ -12,8 +12,10 @@ mod admin;
 pub mod app;
 mod backend;
 pub mod body;
+pub mod check;
 pub mod config;
 pub mod demo;
+pub mod diff;
 pub mod echo;
 mod error;
 pub mod explain;
@@ -27,6 +29,7 @@ pub mod route;
 pub mod server;
 pub mod snapshot;
 mod stats;
+mod status_page;
 mod tls;
 
 use std::convert::Infallible;

@@ -9,15 +9,27 @@ use super::backends::BackendNames;
 use super::defaults::{Defaults, NameRef, backend_ref};
 use super::fallback::read_fallback;
 use super::reader::{
-    Lines, Problems, Table, Value, expect_array, expect_int, expect_str, expect_table, field,
-    suggest, wrong_type,
+    Lines, Problems, Table, Value, expect_array, expect_bool, expect_int, expect_str, expect_table,
+    field, suggest, wrong_type,
 };
 use super::validate;
 use super::{BackendId, DEFAULT_ROUTE, FallbackConfig, HostMatch, RouteConfig, Sticky};
 
 const ROUTE_KEYS: &[&str] = &[
-    "name", "path", "methods", "host", "headers", "flag", "weight", "sticky", "cohort", "rewrite",
-    "legacy", "new", "fallback",
+    "name",
+    "path",
+    "methods",
+    "host",
+    "headers",
+    "flag",
+    "weight",
+    "sticky",
+    "cohort",
+    "rewrite",
+    "legacy",
+    "new",
+    "fallback",
+    "set_cookie",
 ];
 
 /// What every route is checked against.
@@ -194,12 +206,24 @@ fn read_route(
         flag,
         weight_bp: field(p, &t, "weight", weight).unwrap_or(default_weight),
         sticky: field(p, &t, "sticky", sticky),
+        set_cookie: false,
         rewrite: field(p, &t, "rewrite", |p, v| route_path(p, v, "rewrite")),
         legacy: legacy.unwrap_or(BackendId::new(0)),
         new: new.unwrap_or(BackendId::new(0)),
         fallback,
         line: lines.line(t.at),
     };
+    let mut route = route;
+    if let Some(v) = t.get("set_cookie") {
+        route.set_cookie = expect_bool(p, v).unwrap_or(false);
+        if route.set_cookie && !matches!(route.sticky, Some(Sticky::Cookie(_))) {
+            p.add(
+                v.span().start,
+                "set_cookie needs a cookie sticky key",
+                "add sticky = \"cookie:NAME\" to the route, or remove set_cookie",
+            );
+        }
+    }
     Some(ParsedRoute {
         route,
         at: t.at,

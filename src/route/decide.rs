@@ -83,7 +83,7 @@ fn bucket(route: &RouteConfig, req: &RequestInfo<'_>, draw: u16) -> (u16, Bucket
 /// The value of the first cookie called `name` (case-sensitive) in the request's
 /// `Cookie` header(s), as sent: not unquoted, not decoded. An empty value counts as
 /// absent, so that clients sending `name=` are not all put in one bucket.
-fn cookie_value<'h>(headers: &'h http::HeaderMap, name: &str) -> Option<&'h [u8]> {
+pub(crate) fn cookie_value<'h>(headers: &'h http::HeaderMap, name: &str) -> Option<&'h [u8]> {
     headers
         .get_all(COOKIE)
         .iter()

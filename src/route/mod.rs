@@ -21,6 +21,7 @@ use http::{HeaderMap, Method};
 use crate::config::{BackendId, RouteId};
 
 pub use crate::path::normalize_path;
+pub(crate) use decide::cookie_value;
 pub use decide::{decide, rewrite_path};
 pub use hash::{BUCKETS, sticky_bucket, sticky_hash};
 pub use table::Router;
