@@ -209,6 +209,8 @@ pub fn explain_runtime(
     let show = |v: Option<&serde_json::Value>| match v {
         None | Some(serde_json::Value::Null) => "-".to_owned(),
         Some(serde_json::Value::String(s)) => s.clone(),
+        // 100.0 as `100`, 12.5 as `12.5`.
+        Some(serde_json::Value::Number(n)) => n.as_f64().map_or(n.to_string(), |f| f.to_string()),
         Some(other) => other.to_string(),
     };
     let _ = writeln!(
