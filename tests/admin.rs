@@ -859,3 +859,51 @@ async fn admin_401_carries_a_request_id() {
     );
     assert!(proxy.exited().is_none());
 }
+
+// === new's failures in /routes ===
+
+/// SPEC §5 `/routes`: new's failed attempts are counted even when legacy
+/// answered after them, and when the client got new's own failure (a POST,
+/// which is not replayed): `errors` cannot hide a broken new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_count_new_failures_whoever_answered() {
+    let legacy = TestBackend::start("legacy").await;
+    let new = TestBackend::with_status("new", 503).await;
+    let routes = "[[routes]]\nname = \"pay\"\npath = \"/pay\"\nweight = 100\n";
+    // No ejection: every request tries new.
+    let new_keys = "[backends.new.outlier]\nconsecutive_failures = 0";
+    let config = support::config_with_new(&legacy.url(), &new.url(), new_keys, routes);
+    let proxy = TestProxy::start(&config).await;
+    // Three POSTs: new's 503 reaches the client (POST is not replayed).
+    for _ in 0..3 {
+        let answer = support::send_body("POST", &proxy.url("/pay/1"), b"{}").await;
+        assert_eq!(answer.status, 503);
+        assert_eq!(answer.header("x-strangler-backend"), Some("new"));
+    }
+    // Two GETs: new fails, legacy answers.
+    for _ in 0..2 {
+        let answer = get(&proxy.url("/pay/2")).await;
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.header("x-strangler-fallback"), Some("status-503"));
+    }
+    let routes = get(&proxy.admin_url("/routes")).await.json();
+    let pay = routes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "pay")
+        .unwrap();
+    assert_eq!(pay["requests"]["new"], 3, "{pay}");
+    assert_eq!(pay["requests"]["legacy"], 2, "{pay}");
+    assert_eq!(pay["requests"]["new_failed"], 5, "{pay}");
+    assert_eq!(
+        pay["attempts"]["new"],
+        json!({"total": 5, "failed": 5}),
+        "{pay}"
+    );
+    assert_eq!(
+        pay["attempts"]["legacy"],
+        json!({"total": 2, "failed": 0}),
+        "{pay}"
+    );
+}

@@ -74,7 +74,10 @@ fn check_warns_without_failing_and_strict_fails() {
     // Each warning with the line and column it is about, and a fix.
     for (at, what) in [
         ("2:19:", "STRANGLER_TEST_UNSET_TOKEN"),
-        ("9:19:", "connect_timeout (10s) is not shorter than timeout (1s)"),
+        (
+            "9:19:",
+            "connect_timeout (10s) is not shorter than timeout (1s)",
+        ),
         ("12:11:", "backend \"spare\" is not used by any route"),
         ("14:28:", "tls_insecure_skip_verify is on"),
         ("17:1:", "flag \"forgotten\" is not used by any route"),
@@ -126,7 +129,10 @@ fn check_format_json_is_for_ci() {
     let route = &report["routes"][0];
     assert_eq!(route["name"], "thirty");
     assert_eq!(route["weight"], 30.0);
-    assert_eq!(route["fallback"]["on_status"], serde_json::json!([200, 503]));
+    assert_eq!(
+        route["fallback"]["on_status"],
+        serde_json::json!([200, 503])
+    );
 
     let out = strangler(&["check", "--strict", "--format", "json", "-c", &path]);
     assert_eq!(out.status.code(), Some(1));
@@ -142,9 +148,7 @@ fn check_format_json_is_for_ci() {
     let errors = report["errors"].as_array().unwrap();
     assert!(!errors.is_empty());
     assert!(
-        errors
-            .iter()
-            .any(|e| e["line"] == 3 && e["column"] == 10),
+        errors.iter().any(|e| e["line"] == 3 && e["column"] == 10),
         "{report}"
     );
 
@@ -211,7 +215,10 @@ enabled = false
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     let lines: Vec<&str> = stdout.lines().skip(1).collect();
     let header = lines[0];
-    for column in ["ROUTE", "PATH", "NEW %", "FLAG", "LEGACY", "NEW", "STICKY", "COHORT", "REWRITE", "FALLBACK"] {
+    for column in [
+        "ROUTE", "PATH", "NEW %", "FLAG", "LEGACY", "NEW", "STICKY", "COHORT", "REWRITE",
+        "FALLBACK",
+    ] {
         assert!(header.contains(column), "{header}");
     }
     // Every row's columns start where the header's do.
@@ -234,10 +241,17 @@ enabled = false
         assert!(starts(row).contains(&cohort_at), "{stdout}");
         assert!(starts(row).contains(&fallback_at), "{stdout}");
     }
-    assert_eq!(&lines[1][rewrite_at..rewrite_at + 10], "/v2/search", "{stdout}");
+    assert_eq!(
+        &lines[1][rewrite_at..rewrite_at + 10],
+        "/v2/search",
+        "{stdout}"
+    );
     assert_eq!(&lines[1][cohort_at..cohort_at + 4], "shop", "{stdout}");
     assert!(lines[2][fallback_at..].starts_with("off"), "{stdout}");
-    assert!(lines[1][fallback_at..].starts_with("500,502,503,504 connect"), "{stdout}");
+    assert!(
+        lines[1][fallback_at..].starts_with("500,502,503,504 connect"),
+        "{stdout}"
+    );
     assert!(lines[2].contains("cookie:sid (set)"), "{stdout}");
 }
 
@@ -293,7 +307,15 @@ async fn explain_admin_shows_the_running_proxys_state() {
     let admin = proxy.admin.to_string();
     let path = proxy.path.to_str().unwrap().to_owned();
     let out = tokio::task::spawn_blocking(move || {
-        strangler(&["explain", "-c", &path, "--admin", &admin, "GET", "/api/payments/9"])
+        strangler(&[
+            "explain",
+            "-c",
+            &path,
+            "--admin",
+            &admin,
+            "GET",
+            "/api/payments/9",
+        ])
     })
     .await
     .unwrap();
@@ -378,7 +400,10 @@ async fn diff_compares_the_file_with_the_running_proxy() {
         .text
         .replace("new_checkout = true", "new_checkout = false")
         .replace("weight = 100", "weight = 25\nsticky = \"ip\"")
-        .replace("name = \"checkout\"\npath = \"/api/checkout\"", "name = \"cart\"\npath = \"/api/cart\"");
+        .replace(
+            "name = \"checkout\"\npath = \"/api/checkout\"",
+            "name = \"cart\"\npath = \"/api/cart\"",
+        );
     let other = tempfile::tempdir().unwrap();
     let edited_path = other.path().join("edited.toml");
     std::fs::write(&edited_path, &edited).unwrap();
@@ -393,12 +418,23 @@ async fn diff_compares_the_file_with_the_running_proxy() {
     let (stdout, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
     assert!(
-        stdout.contains("~ route payments: weight 100 → 25; sticky None → Some(Ip); effective weight 100% → 25%"),
+        stdout.contains(
+            "~ route payments: weight 100 → 25; sticky None → Some(Ip); effective weight 100% → 25%"
+        ),
         "{stdout}"
     );
-    assert!(stdout.contains("+ route cart (path /api/cart): added; effective weight 0%"), "{stdout}");
-    assert!(stdout.contains("- route checkout (path /api/checkout): removed; effective weight 100%"), "{stdout}");
-    assert!(stdout.contains("~ flag new_checkout: true → false (routes: cart)"), "{stdout}");
+    assert!(
+        stdout.contains("+ route cart (path /api/cart): added; effective weight 0%"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("- route checkout (path /api/checkout): removed; effective weight 100%"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("~ flag new_checkout: true → false (routes: cart)"),
+        "{stdout}"
+    );
 
     // No proxy there: 1.
     let dead = support::dead_addr();
@@ -413,7 +449,13 @@ async fn diff_compares_the_file_with_the_running_proxy() {
     // An invalid file: 1, with the errors.
     std::fs::write(&edited_path, "[[routes]]\nweight = 150\n").unwrap();
     let out = tokio::task::spawn_blocking(move || {
-        strangler(&["diff", "-c", edited_path.to_str().unwrap(), "--admin", &admin])
+        strangler(&[
+            "diff",
+            "-c",
+            edited_path.to_str().unwrap(),
+            "--admin",
+            &admin,
+        ])
     })
     .await
     .unwrap();
