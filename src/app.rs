@@ -261,7 +261,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {admin_listen} (admin_listen): {e}"))?;
     info!(%listen, %admin_listen, routes = config.routes.len(), version = %config.version, "proxy listening");
-    reload::warn_insecure_backends(&config);
+    reload::log_warnings(&config);
     let path = config.path.clone();
     // The message names its causes already: the `{:#}` chain main prints
     // would repeat them.

@@ -268,6 +268,25 @@ fn log_changes(old: &Config, new: &Config) {
             );
         }
     }
+    // A flag flip, by name, with the routes it moves.
+    for (name, value) in &new.flags {
+        let was = old.flags.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
+        if was.is_some_and(|was| was != *value) {
+            let routes: Vec<&str> = new
+                .routes
+                .iter()
+                .filter(|r| r.flag.as_ref().is_some_and(|(n, _)| n == name))
+                .map(|r| r.name.as_str())
+                .collect();
+            info!(
+                flag = %name,
+                from = !value,
+                to = value,
+                routes = %routes.join(","),
+                "flag flipped"
+            );
+        }
+    }
     let before: HashMap<&str, &RouteConfig> =
         old.routes.iter().map(|r| (r.name.as_str(), r)).collect();
     for route in &new.routes {
@@ -278,6 +297,8 @@ fn log_changes(old: &Config, new: &Config) {
                 route = %route.name,
                 from = b.effective_weight_percent(),
                 to = weight,
+                flag = route.flag.as_ref().map(|(name, _)| name.as_str()),
+                because = if b.weight_bp == route.weight_bp { "flag" } else { "weight" },
                 "route weight changed"
             ),
             Some(_) => {}
@@ -289,16 +310,20 @@ fn log_changes(old: &Config, new: &Config) {
             info!(route = %route.name, "route removed");
         }
     }
-    warn_insecure_backends(new);
+    log_warnings(new);
 }
 
-/// Warns about every backend with `tls_insecure_skip_verify`: at start and on
-/// every reload, so it cannot be forgotten.
-pub(crate) fn warn_insecure_backends(config: &Config) {
-    for backend in &config.backends {
-        if backend.tls_insecure_skip_verify {
-            warn!(backend = %backend.name, "tls_insecure_skip_verify is on: never in production");
-        }
+/// Logs every warning `check` prints about `config` (SPEC §2 *Warnings*), at
+/// start and on every reload, so none can be forgotten.
+pub(crate) fn log_warnings(config: &Config) {
+    for warning in &config.warnings {
+        warn!(
+            line = warning.line,
+            column = warning.column,
+            hint = warning.hint.as_deref(),
+            "config warning: {}",
+            warning.message
+        );
     }
 }
 
