@@ -90,7 +90,11 @@ weight = 150
 fn check_fails_on_a_missing_file() {
     let out = strangler(&["check", "-c", "/nonexistent/strangler.toml"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("/nonexistent/strangler.toml: the file does not exist"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -140,10 +144,12 @@ fn explain_shows_rewrite_flag_and_default() {
         "{stdout}"
     );
     assert!(stdout.contains("backend:   new"), "{stdout}");
+    // POST is not in replay_methods: only a connect error falls back.
     assert!(
-        stdout.contains("connect error, timeout, reset; body copied up to 1048576 bytes"),
+        stdout.contains("fallback:  to legacy on connect error; body copied up to 1048576 bytes"),
         "{stdout}"
     );
+    assert!(stdout.contains("POST is not in replay_methods"), "{stdout}");
 
     let out = strangler(&["explain", "-c", "config/demo.toml", "GET", "/about"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -385,4 +391,128 @@ fn check_defaults_to_config_strangler_toml_in_the_working_directory() {
         "{stderr}"
     );
     assert!(!stderr.contains(":0:0"), "{stderr}");
+}
+
+/// The demo's temp folder: `strangler-demo-<pid>` in the temp dir.
+fn demo_dir(pid: u32) -> PathBuf {
+    std::env::temp_dir().join(format!("strangler-demo-{pid}"))
+}
+
+#[test]
+fn demo_help_names_its_environment_knobs() {
+    let out = Command::new(BIN).args(["demo", "--help"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(stdout.contains("STRANGLER_DEMO_LISTEN"), "{stdout}");
+    assert!(stdout.contains("STRANGLER_DEMO_ADMIN"), "{stdout}");
+    let readme = include_str!("../README.md");
+    assert!(readme.contains("STRANGLER_DEMO_ADMIN"));
+    assert!(readme.contains("STRANGLER_DEMO_LISTEN"));
+}
+
+/// With its admin port taken, the demo takes a free one and says so; the
+/// banner names every address; SIGTERM removes its temp folder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_moves_a_taken_admin_port_and_cleans_up() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap();
+    let mut child = Command::new(BIN)
+        .arg("demo")
+        .env("STRANGLER_DEMO_LISTEN", "127.0.0.1:0")
+        .env("STRANGLER_DEMO_ADMIN", taken_addr.to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let stdout = child.stdout.take().unwrap();
+    let mut child = Killed(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut banner = String::new();
+    while !banner.contains("Press Ctrl-C to stop.") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|e| panic!("demo banner incomplete ({e}):\n{banner}"));
+        banner.push_str(&line);
+        banner.push('\n');
+    }
+    assert!(
+        banner.contains(&format!("note: {taken_addr} is taken")),
+        "{banner}"
+    );
+    let admin = banner
+        .lines()
+        .find_map(|l| l.strip_prefix("  admin API on "))
+        .and_then(|l| l.strip_suffix(':'))
+        .unwrap_or_else(|| panic!("{banner}"))
+        .to_owned();
+    assert_ne!(admin, format!("http://{taken_addr}"));
+    // Every address: proxy, both backends, the admin API and its page.
+    for needle in [
+        "proxy on http://127.0.0.1:",
+        "legacy echo backend on http://127.0.0.1:",
+        "new echo backend on http://127.0.0.1:",
+        "status page: http://127.0.0.1:",
+    ] {
+        assert!(banner.contains(needle), "{needle}:\n{banner}");
+    }
+    // The admin API there is this demo's.
+    let config = get(&format!("{admin}/config")).await.json();
+    let path = PathBuf::from(config["path"].as_str().unwrap());
+    assert!(path.starts_with(demo_dir(pid)), "{config}");
+    assert!(demo_dir(pid).is_dir());
+
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let start = Instant::now();
+    let exit = loop {
+        if let Some(exit) = child.0.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "demo did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "{exit}");
+    assert!(!demo_dir(pid).exists(), "temp folder left behind");
+    drop(taken);
+}
+
+/// A demo that cannot start (its proxy port is taken) leaves no temp folder.
+#[test]
+fn a_failed_demo_start_removes_its_temp_folder() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let child = Command::new(BIN)
+        .arg("demo")
+        .env(
+            "STRANGLER_DEMO_LISTEN",
+            taken.local_addr().unwrap().to_string(),
+        )
+        .env("STRANGLER_DEMO_ADMIN", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot listen on"), "{stderr}");
+    assert!(!demo_dir(pid).exists(), "temp folder left behind");
 }
