@@ -143,9 +143,9 @@ fn route_card(out: &mut String, route: &Value, history: &Value) {
     figure(out, route, "share", "pct");
     out.push_str("<small>answers from new</small></div></div>");
     // Live statistics, legacy and new side by side.
-    out.push_str("<table class=\"stats\"><thead><tr><th>");
+    out.push_str("<table class=\"stats\"><thead><tr><th>live window ");
     figure(out, route, "stats.window", "text");
-    out.push_str(" window</th><th>legacy</th><th>new</th></tr></thead><tbody>");
+    out.push_str("</th><th>legacy</th><th>new</th></tr></thead><tbody>");
     for (label, key, kind) in [
         ("attempts", "attempts", "n"),
         ("failures", "failures", "n"),
@@ -314,24 +314,40 @@ pub(crate) fn chart(points: Option<&Value>) -> String {
         "<svg class=\"chart\" viewBox=\"0 0 {CHART_W} {CHART_H}\" role=\"img\" aria-label=\"last 15 minutes\">\
          <line class=\"grid\" x1=\"0\" y1=\"{mid}\" x2=\"{CHART_W}\" y2=\"{mid}\"/>\
          <text x=\"2\" y=\"9\">100%</text><text x=\"2\" y=\"{bottom}\">0%</text>\
+         <text x=\"2\" y=\"{mid_text}\">50%</text><text x=\"{left}\" y=\"{bottom}\">-15m</text>\
          <text x=\"{right}\" y=\"{bottom}\" text-anchor=\"end\">now</text>",
         mid = CHART_H / 2.0,
+        mid_text = CHART_H / 2.0 - 2.0,
+        left = CHART_W / 2.0 - 40.0,
         bottom = CHART_H - 2.0,
         right = CHART_W - 2.0,
     );
+    let slots = 16usize;
+    let shown = &points[points.len().saturating_sub(slots)..];
+    let offset = slots - shown.len();
     for (key, class) in [("new_share", "share"), ("error_rate", "errors")] {
+        let xy: Vec<(f64, f64)> = shown
+            .iter()
+            .enumerate()
+            .filter_map(|(i, point)| {
+                let v = point[key].as_f64()?;
+                let x = (offset + i) as f64 * CHART_W / (slots - 1) as f64;
+                let y = CHART_H - 12.0 - v.clamp(0.0, 100.0) * (CHART_H - 24.0) / 100.0;
+                Some((x, y))
+            })
+            .collect();
         let _ = write!(svg, "<polyline class=\"{class}\" points=\"");
-        let slots = 16usize;
-        let offset = slots.saturating_sub(points.len());
-        for (i, point) in points.iter().rev().take(slots).rev().enumerate() {
-            let Some(v) = point[key].as_f64() else {
-                continue;
-            };
-            let x = (offset + i) as f64 * CHART_W / (slots - 1) as f64;
-            let y = CHART_H - 12.0 - v.clamp(0.0, 100.0) * (CHART_H - 24.0) / 100.0;
-            let _ = write!(svg, "{:.1},{:.1} ", x, y);
+        for (x, y) in &xy {
+            let _ = write!(svg, "{x:.1},{y:.1} ");
         }
         svg.push_str("\"/>");
+        // A dot per minute, so a lone point shows too.
+        for (x, y) in &xy {
+            let _ = write!(
+                svg,
+                "<circle class=\"{class}\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"2.5\"/>"
+            );
+        }
     }
     svg.push_str("</svg>");
     svg
@@ -379,6 +395,7 @@ dl.counts{display:grid;grid-template-columns:auto 1fr;gap:2px 10px;margin:0 0 8p
 figure{margin:0}svg.chart{width:100%;height:90px;background:#121820;border-radius:6px}
 svg .grid{stroke:var(--line);stroke-dasharray:3 4}svg text{fill:var(--dim);font-size:8px}
 polyline{fill:none;stroke-width:2;stroke-linejoin:round}polyline.share{stroke:var(--new)}polyline.errors{stroke:var(--bad)}
+circle.share{fill:var(--new)}circle.errors{fill:var(--bad)}
 figcaption{color:var(--dim);font-size:11.5px;margin-top:3px}figcaption i{display:inline-block;width:12px;height:3px;vertical-align:middle;margin:0 4px 0 8px}
 i.share{background:var(--new)}i.errors{background:var(--bad)}
 footer{padding:8px 22px 20px;color:var(--dim);font-size:12px}a{color:var(--new)}
@@ -441,15 +458,16 @@ function chart(points) {
   let svg = '<svg class="chart" viewBox="0 0 ' + W + ' ' + H + '" role="img" aria-label="last 15 minutes">' +
     '<line class="grid" x1="0" y1="' + H / 2 + '" x2="' + W + '" y2="' + H / 2 + '"/>' +
     '<text x="2" y="9">100%</text><text x="2" y="' + (H - 2) + '">0%</text>' +
+    '<text x="2" y="' + (H / 2 - 2) + '">50%</text><text x="' + (W / 2 - 40) + '" y="' + (H - 2) + '">-15m</text>' +
     '<text x="' + (W - 2) + '" y="' + (H - 2) + '" text-anchor="end">now</text>';
   for (const [key, cls] of [["new_share", "share"], ["error_rate", "errors"]]) {
-    let pts = "";
+    const xy = [];
     points.forEach((p, i) => {
       if (typeof p[key] !== "number") return;
-      const x = (offset + i) * W / 15, y = H - 12 - Math.min(100, Math.max(0, p[key])) * (H - 24) / 100;
-      pts += x.toFixed(1) + "," + y.toFixed(1) + " ";
+      xy.push([(offset + i) * W / 15, H - 12 - Math.min(100, Math.max(0, p[key])) * (H - 24) / 100]);
     });
-    svg += '<polyline class="' + cls + '" points="' + pts + '"/>';
+    svg += '<polyline class="' + cls + '" points="' + xy.map(([x, y]) => x.toFixed(1) + "," + y.toFixed(1) + " ").join("") + '"/>';
+    for (const [x, y] of xy) svg += '<circle class="' + cls + '" cx="' + x.toFixed(1) + '" cy="' + y.toFixed(1) + '" r="2.5"/>';
   }
   return svg + "</svg>";
 }
@@ -565,6 +583,10 @@ mod tests {
         );
         assert!(
             svg.contains("<polyline class=\"errors\" points=\"320.0,45.0 \"/>"),
+            "{svg}"
+        );
+        assert!(
+            svg.contains("<circle class=\"errors\" cx=\"320.0\" cy=\"45.0\" r=\"2.5\"/>"),
             "{svg}"
         );
     }
