@@ -516,3 +516,24 @@ fn a_failed_demo_start_removes_its_temp_folder() {
     assert!(stderr.contains("cannot listen on"), "{stderr}");
     assert!(!demo_dir(pid).exists(), "temp folder left behind");
 }
+
+/// The README's `explain` sample is what the binary prints, byte for byte.
+#[test]
+fn readme_explain_sample_matches_the_binary() {
+    let readme = include_str!("../README.md");
+    let start = readme
+        .find("```console\n$ strangler explain")
+        .expect("the README's explain sample")
+        + "```console\n".len();
+    let block = &readme[start..start + readme[start..].find("```").unwrap()];
+    let mut commands = 0;
+    for sample in block.split("$ ").filter(|s| !s.is_empty()) {
+        let (command, expected) = sample.split_once('\n').unwrap();
+        let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+        let out = strangler(&args);
+        assert!(out.status.success(), "{command}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), expected, "{command}");
+        commands += 1;
+    }
+    assert_eq!(commands, 2);
+}
