@@ -258,8 +258,8 @@ fn route_changes(
     );
     field(
         "methods",
-        format!("{:?}", old.methods.as_ref().map(methods)),
-        format!("{:?}", new.methods.as_ref().map(methods)),
+        format!("{:?}", old.methods.as_deref().map(methods)),
+        format!("{:?}", new.methods.as_deref().map(methods)),
     );
     field("host", format!("{:?}", old.host), format!("{:?}", new.host));
     let headers = |r: &RouteConfig| {
@@ -307,7 +307,7 @@ fn route_changes(
     out
 }
 
-fn methods(list: &Vec<http::Method>) -> Vec<String> {
+fn methods(list: &[http::Method]) -> Vec<String> {
     list.iter().map(|m| m.as_str().to_owned()).collect()
 }
 

@@ -67,9 +67,9 @@ fn header(out: &mut String, config: &Value) {
         escape(&text_of(config.get("loaded_at"))),
     );
     let error = config.get("last_error").filter(|e| !e.is_null());
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<div class=\"error\" id=\"last-error\"{}>last reload failed: <span data-c=\"last_error\">{}</span></div></header>\n",
+        "<div class=\"error\" id=\"last-error\"{}>last reload failed: <span data-c=\"last_error\">{}</span></div></header>",
         if error.is_some() { "" } else { " hidden" },
         escape(&text_of(error)),
     );

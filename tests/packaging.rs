@@ -739,9 +739,12 @@ fn dockerfile_fetches_no_frontend() {
     );
 }
 
-/// The stages of the Dockerfile: (name, instructions), `FROM` included.
-fn stages() -> Vec<(Option<String>, Vec<(String, String)>)> {
-    let mut stages: Vec<(Option<String>, Vec<(String, String)>)> = Vec::new();
+/// A Dockerfile stage: its name (`AS NAME`), then its instructions, `FROM` included.
+type Stage = (Option<String>, Vec<(String, String)>);
+
+/// The stages of the Dockerfile, in order.
+fn stages() -> Vec<Stage> {
+    let mut stages: Vec<Stage> = Vec::new();
     for (keyword, args) in dockerfile() {
         if keyword == "FROM" {
             let name = args

@@ -173,7 +173,7 @@ async fn rollout_traffic(base: &str, round: usize) {
     get(&format!("{base}/search?q={round}")).await;
     get(&format!("{base}/api/checkout/cart")).await;
     get(&format!("{base}/about")).await;
-    if round % 3 == 0 {
+    if round.is_multiple_of(3) {
         get(&format!("{base}/api/payments/{round}")).await;
     }
 }

@@ -176,14 +176,14 @@ pub(super) fn warnings(
         }
     }
     // The admin token's variable, where this runs.
-    if let Some(var) = &config.server.admin_token_env {
-        if env(var).is_none_or(|v| v.is_empty()) {
-            w.add(
-                start(at(root, &["server", "admin_token_env"])).unwrap_or(0),
-                format!("admin_token_env names ${var}, which is unset or empty here"),
-                format!("`run` refuses to start without it: set {var} where the proxy runs"),
-            );
-        }
+    if let Some(var) = &config.server.admin_token_env
+        && env(var).is_none_or(|v| v.is_empty())
+    {
+        w.add(
+            start(at(root, &["server", "admin_token_env"])).unwrap_or(0),
+            format!("admin_token_env names ${var}, which is unset or empty here"),
+            format!("`run` refuses to start without it: set {var} where the proxy runs"),
+        );
     }
 }
 

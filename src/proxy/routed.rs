@@ -60,25 +60,23 @@ pub(super) fn route_request<'u>(
     let mut decision = route::decide(&snapshot.config, &snapshot.router, &info, draw);
     let mut set_cookie = None;
     let route = decision.route.map(|id| snapshot.config.route(id));
-    if let Some(route) = route.filter(|r| r.set_cookie) {
-        if let Some(Sticky::Cookie(name)) = &route.sticky {
-            if route::cookie_value(&parts.headers, name).is_none() {
-                // The decision is made again as if the client had sent the
-                // fresh key, so its bucket comes from the key, by every rule
-                // of the decision.
-                let key = fresh_key();
-                let mut headers = parts.headers.clone();
-                if let Ok(cookie) = HeaderValue::from_str(&format!("{name}={key}")) {
-                    headers.append(COOKIE, cookie);
-                    let info = RequestInfo {
-                        headers: &headers,
-                        ..info
-                    };
-                    decision = route::decide(&snapshot.config, &snapshot.router, &info, draw);
-                    let secure = parts.extensions.get::<ClientTls>().is_some();
-                    set_cookie = set_cookie_value(name, &key, secure);
-                }
-            }
+    if let Some(route) = route.filter(|r| r.set_cookie)
+        && let Some(Sticky::Cookie(name)) = &route.sticky
+        && route::cookie_value(&parts.headers, name).is_none()
+    {
+        // The decision is made again as if the client had sent the fresh
+        // key, so its bucket comes from the key, by every rule of the decision.
+        let key = fresh_key();
+        let mut headers = parts.headers.clone();
+        if let Ok(cookie) = HeaderValue::from_str(&format!("{name}={key}")) {
+            headers.append(COOKIE, cookie);
+            let info = RequestInfo {
+                headers: &headers,
+                ..info
+            };
+            decision = route::decide(&snapshot.config, &snapshot.router, &info, draw);
+            let secure = parts.extensions.get::<ClientTls>().is_some();
+            set_cookie = set_cookie_value(name, &key, secure);
         }
     }
     Ok(Routed {
