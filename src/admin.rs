@@ -172,6 +172,8 @@ impl Admin {
             "loaded_at": rfc3339(status.loaded_at),
             "path": self.reloader.path().display().to_string(),
             "last_error": status.last_error.map(|error| error.to_string()),
+            "last_error_at": status.last_error_at.map(rfc3339),
+            "restart_required": status.restart_required,
         })
     }
 

@@ -482,3 +482,43 @@ async fn config_source_serves_the_files_bytes() {
         405
     );
 }
+
+/// `/config` (v2): `last_error_at` with `last_error`, and `restart_required`
+/// naming the `[server]` keys a reload loaded but only a restart applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_shows_restart_required_and_last_error_at() {
+    let legacy = TestBackend::start("legacy").await;
+    let new = TestBackend::start("new").await;
+    let proxy = Binary::start("", &backends_with(&legacy.url(), &new.url(), ROUTES)).await;
+    let config = get(&proxy.admin_url("/config")).await.json();
+    assert_eq!(
+        config["restart_required"],
+        serde_json::json!([]),
+        "{config}"
+    );
+    assert_eq!(config["last_error_at"], Value::Null, "{config}");
+
+    let other = support::free_port();
+    let moved = proxy.text.replace(
+        &format!("listen = \"{}\"", proxy.addr),
+        &format!("listen = \"127.0.0.1:{other}\""),
+    );
+    assert_ne!(moved, proxy.text);
+    std::fs::write(&proxy.path, &moved).unwrap();
+    let answer = send_body("POST", &proxy.admin_url("/reload"), b"").await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let config = get(&proxy.admin_url("/config")).await.json();
+    assert_eq!(
+        config["restart_required"],
+        serde_json::json!(["listen"]),
+        "{config}"
+    );
+
+    std::fs::write(&proxy.path, "[[routes]]\nweight = 150\n").unwrap();
+    let answer = send_body("POST", &proxy.admin_url("/reload"), b"").await;
+    assert_eq!(answer.status, 400);
+    let config = get(&proxy.admin_url("/config")).await.json();
+    assert!(config["last_error"].is_string(), "{config}");
+    let at = config["last_error_at"].as_str().unwrap();
+    assert!(at.ends_with('Z') && at.len() == 20, "{at}");
+}
