@@ -48,6 +48,10 @@ pub async fn run(path: &Path, admin: &str, token: Option<&str>) -> Result<Outcom
     for line in &changes {
         let _ = writeln!(out, "{line}");
     }
+    let _ = writeln!(out, "effective weights (now → after the save):");
+    for line in weights(&running, &file, &routes) {
+        let _ = writeln!(out, "  {line}");
+    }
     let overrides = runtime_notes(&routes);
     for line in &overrides {
         let _ = writeln!(out, "{line}");
@@ -207,6 +211,36 @@ fn compare(running: &Config, file: &Config, routes: &Value) -> Vec<String> {
         out.push(format!("~ server: {}", server.join(", ")));
     }
     out
+}
+
+/// Every route of either config with its effective weight now (as the
+/// proxy reports it, else the running file's) and after the save.
+fn weights(running: &Config, file: &Config, routes: &Value) -> Vec<String> {
+    let mut names: Vec<&str> = running.routes.iter().map(|r| r.name.as_str()).collect();
+    for route in &file.routes {
+        if !names.contains(&route.name.as_str()) {
+            names.push(&route.name);
+        }
+    }
+    let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+    names
+        .iter()
+        .map(|name| {
+            let runtime = runtime_route(routes, name);
+            let now = running.routes.iter().find(|r| r.name == *name).map(|r| {
+                runtime
+                    .and_then(|r| r["weight"].as_f64())
+                    .unwrap_or_else(|| r.effective_weight_percent())
+            });
+            let after = file
+                .routes
+                .iter()
+                .find(|r| r.name == *name)
+                .map(|r| route_weight_after(r, runtime));
+            let show = |w: Option<f64>| w.map_or("-".to_owned(), |w| format!("{w}%"));
+            format!("{name:<width$}  {} → {}", show(now), show(after))
+        })
+        .collect()
 }
 
 /// The weight a route will have after the save: an override stands, a trip

@@ -483,6 +483,9 @@ fn source_text(route: &RouteConfig, source: BucketSource) -> String {
 fn no_key_reason(route: &RouteConfig) -> String {
     match &route.sticky {
         None => "the route has no sticky key".into(),
+        Some(Sticky::Cookie(name)) if route.set_cookie => format!(
+            "the request has no cookie {name}: the proxy makes a fresh random key, decides by its bucket and sends it in Set-Cookie, so the user keeps that side"
+        ),
         Some(_) => format!("the request has no {}", sticky_text(route)),
     }
 }

@@ -97,7 +97,15 @@ async fn config_shows_version_generation_and_path() {
         .collect();
     assert_eq!(
         keys,
-        BTreeSet::from(["version", "generation", "loaded_at", "path", "last_error"])
+        BTreeSet::from([
+            "version",
+            "generation",
+            "loaded_at",
+            "path",
+            "last_error",
+            "last_error_at",
+            "restart_required",
+        ])
     );
 }
 

@@ -435,6 +435,13 @@ async fn diff_compares_the_file_with_the_running_proxy() {
         stdout.contains("~ flag new_checkout: true → false (routes: cart)"),
         "{stdout}"
     );
+    // Every route's effective weight, now and after the save.
+    assert!(
+        stdout.contains(
+            "effective weights (now → after the save):\n  payments  100% → 25%\n  checkout  100% → -\n  cart      - → 0%\n"
+        ),
+        "{stdout}"
+    );
 
     // No proxy there: 1.
     let dead = support::dead_addr();
