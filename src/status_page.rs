@@ -493,7 +493,10 @@ async function refresh() {
       const route = Object.assign({}, routes.find(r => r.name === section.dataset.route));
       const s = shadowOf(shadow, route.name);
       if (s) route.shadow = s;
-      for (const el of section.querySelectorAll("[data-f]")) el.textContent = fmt(el.dataset.k, value(route, el.dataset.f));
+      for (const el of section.querySelectorAll("[data-f]")) {
+        el.textContent = fmt(el.dataset.k, value(route, el.dataset.f));
+        el.dataset.refreshed = String(refreshes + 1);
+      }
       const svg = section.querySelector("svg.chart");
       if (svg) svg.outerHTML = chart(history[route.name]);
     }

@@ -314,6 +314,29 @@ async fn status_page_in_headless_chromium() {
             }
         }
     }
+    // Figures traffic does not move read the same from the server and from
+    // the script: the two formatters agree.
+    for name in &names {
+        for field in FIELDS.iter().filter(|f| {
+            !(f.starts_with("requests.") || ["share", "fallbacks", "new_available"].contains(f))
+        }) {
+            assert_eq!(
+                figure_in(&html, name, field),
+                figure_in(&dom, name, field),
+                "{name} {field}"
+            );
+        }
+    }
+    // The script rewrote every figure on its last refresh.
+    let figures = dom.matches(" data-f=\"").count();
+    let refreshed = dom
+        .matches(&format!(" data-refreshed=\"{refreshes}\""))
+        .count();
+    assert!(figures > 100, "{figures} figures");
+    assert_eq!(
+        refreshed, figures,
+        "figures the last refresh did not rewrite"
+    );
     // The script's figures came from /routes after traffic went on.
     let shown: u64 = figure_in(&dom, "users", "requests.legacy")
         .parse::<u64>()
