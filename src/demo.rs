@@ -117,22 +117,29 @@ pub async fn run() -> anyhow::Result<()> {
     // The message names its causes already: `{:#}` would repeat them.
     .map_err(|error| anyhow::anyhow!("{error}"))?;
     let admin_addr = running.admin_addr();
-    println!("{}", banner(addr, legacy, new));
+    // Built whole and written once, ignoring a closed stdout: a demo whose
+    // terminal or pipe went away keeps serving rather than panic.
+    let mut text = banner(addr, legacy, new);
     if let Some(admin) = admin_addr {
         if let Some(error) = moved {
-            println!(
-                "\n  note: {admin_listen} is taken ({error}): the admin API is on {admin} instead"
-            );
+            text.push_str(&format!(
+                "\n\n  note: {admin_listen} is taken ({error}): the admin API is on {admin} instead"
+            ));
         }
-        println!("\n  admin API on http://{admin}:");
-        println!("    status page: http://{admin}/");
-        println!("    curl -s http://{admin}/routes");
+        text.push_str(&format!(
+            "\n\n  admin API on http://{admin}:\n    status page: http://{admin}/\n    curl -s http://{admin}/routes"
+        ));
     }
-    println!(
-        "  live config: edit {} and save: the proxy reloads it",
+    text.push_str(&format!(
+        "\n  live config: edit {} and save: the proxy reloads it\n\nPress Ctrl-C to stop.\n",
         path.display()
-    );
-    println!("\nPress Ctrl-C to stop.");
+    ));
+    {
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(text.as_bytes());
+        let _ = stdout.flush();
+    }
     crate::app::shutdown_signal().await;
     running.shutdown().await;
     drop(dir);

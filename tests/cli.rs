@@ -213,10 +213,10 @@ fn start_demo() -> Demo {
     let child = Killed(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        // Read to the end, even once nobody listens: a closed pipe would
+        // make the demo's later writes fail.
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
+            let _ = tx.send(line);
         }
     });
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -430,10 +430,10 @@ async fn demo_moves_a_taken_admin_port_and_cleans_up() {
     let mut child = Killed(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        // Read to the end, even once nobody listens: a closed pipe would
+        // make the demo's later writes fail.
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
+            let _ = tx.send(line);
         }
     });
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -536,4 +536,48 @@ fn readme_explain_sample_matches_the_binary() {
         commands += 1;
     }
     assert_eq!(commands, 2);
+}
+
+/// A demo whose stdout is closed before it prints (a pipe whose reader went
+/// away) keeps serving: its banner is best effort.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_survives_a_closed_stdout() {
+    let (listen, admin) = (support::free_port(), support::free_port());
+    let mut child = Command::new(BIN)
+        .arg("demo")
+        .env("STRANGLER_DEMO_LISTEN", format!("127.0.0.1:{listen}"))
+        .env("STRANGLER_DEMO_ADMIN", format!("127.0.0.1:{admin}"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let mut child = Killed(child);
+    let ready = format!("http://127.0.0.1:{admin}/readyz");
+    eventually(DEADLINE, "the demo is ready", || {
+        let ready = ready.clone();
+        async move {
+            support::try_get(&ready)
+                .await
+                .is_some_and(|a| a.status == 200)
+        }
+    })
+    .await;
+    let answer = get(&format!("http://127.0.0.1:{listen}/about")).await;
+    assert_eq!(answer.status, 200);
+    assert!(child.0.try_wait().unwrap().is_none(), "the demo exited");
+    let pid = child.0.id();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let start = Instant::now();
+    while child.0.try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "demo did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!demo_dir(pid).exists());
 }

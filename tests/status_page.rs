@@ -51,17 +51,22 @@ fn start_demo() -> Demo {
         .env("STRANGLER_DEMO_ADMIN", "127.0.0.1:0")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(
+            std::fs::File::create(
+                Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page-demo.log"),
+            )
+            .unwrap(),
+        )
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let child = Killed(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        // Read to the end, even once nobody listens: a closed pipe would
+        // make the demo's later writes fail.
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
+            let _ = tx.send(line);
         }
     });
     let deadline = Instant::now() + Duration::from_secs(20);
