@@ -289,7 +289,7 @@ fn init_logging(format: Option<LogFormat>) -> Result<(), String> {
         }
     };
     let terminal = std::io::stderr().is_terminal();
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let colour = use_colour(terminal, std::env::var_os("NO_COLOR").as_deref());
     let format = format.unwrap_or(if terminal {
         LogFormat::Text
     } else {
@@ -297,11 +297,31 @@ fn init_logging(format: Option<LogFormat>) -> Result<(), String> {
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(terminal && !no_color)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
     Ok(())
+}
+
+/// Colour only on a terminal, and not when `NO_COLOR` is set to anything
+/// but the empty string (no-color.org).
+fn use_colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::use_colour;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(use_colour(true, None));
+        assert!(use_colour(true, Some(OsStr::new(""))));
+        assert!(!use_colour(true, Some(OsStr::new("1"))));
+        assert!(!use_colour(false, None));
+    }
 }

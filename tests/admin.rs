@@ -728,6 +728,10 @@ async fn admin_token_guards_everything_but_health() {
         ("GET", "/metrics"),
         ("GET", "/routes"),
         ("POST", "/reload"),
+        // (v2) the status page, its history and the file's bytes too.
+        ("GET", "/"),
+        ("GET", "/status/history"),
+        ("GET", "/config/source"),
     ];
     let bearer = format!("Bearer {token}");
     let wrong = [
@@ -751,6 +755,28 @@ async fn admin_token_guards_everything_but_health() {
     // The unauthorised POSTs /reload did not reload; the authorised one did.
     let config = ask("GET", &url("/config"), Some(&bearer)).await.json();
     assert_eq!(config["generation"], 2);
+
+    // `diff` sends the token from the variable the file names.
+    let diff = |token: Option<&str>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_strangler"));
+        command
+            .args(["diff", "-c", proxy.path.to_str().unwrap(), "--admin"])
+            .arg(proxy.admin.to_string())
+            .env("RUST_LOG", "warn")
+            .env_remove(&var);
+        if let Some(token) = token {
+            command.env(&var, token);
+        }
+        command.output().unwrap()
+    };
+    let out = tokio::task::block_in_place(|| diff(Some(token)));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let out = tokio::task::block_in_place(|| diff(None));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("401"),
+        "{out:?}"
+    );
 
     for path in ["/healthz", "/readyz"] {
         assert_eq!(get(&url(path)).await.status, 200, "{path}");
