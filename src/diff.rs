@@ -36,6 +36,9 @@ pub async fn run(path: &Path, admin: &str, token: Option<&str>) -> Result<Outcom
     let routes = fetch_json(admin, "/routes", token)
         .await
         .unwrap_or(Value::Null);
+    let status = fetch_json(admin, "/config", token)
+        .await
+        .unwrap_or(Value::Null);
     let text_equal = running.source == file.source;
     let mut out = String::new();
     let _ = writeln!(
@@ -52,7 +55,8 @@ pub async fn run(path: &Path, admin: &str, token: Option<&str>) -> Result<Outcom
     for line in weights(&running, &file, &routes) {
         let _ = writeln!(out, "  {line}");
     }
-    let overrides = runtime_notes(&routes);
+    let mut overrides = runtime_notes(&routes);
+    overrides.extend(override_notes(&status));
     for line in &overrides {
         let _ = writeln!(out, "{line}");
     }
@@ -81,6 +85,28 @@ pub async fn run(path: &Path, admin: &str, token: Option<&str>) -> Result<Outcom
 /// The effective weight `/routes` shows for `name`, with its runtime state.
 fn runtime_route<'v>(routes: &'v Value, name: &str) -> Option<&'v Value> {
     routes.as_array()?.iter().find(|r| r["name"] == name)
+}
+
+/// The overrides `/config` lists (route weights and flags), which a save
+/// does not clear: one line each.
+fn override_notes(config: &Value) -> Vec<String> {
+    let describe = |name: &str, value: &Value| {
+        format!("! override {name} = {value} stays in force after the save")
+    };
+    match config.get("overrides") {
+        Some(Value::Object(map)) => map
+            .iter()
+            .flat_map(|(kind, entries)| match entries {
+                Value::Object(inner) => inner
+                    .iter()
+                    .map(|(name, value)| describe(&format!("{kind}.{name}"), value))
+                    .collect::<Vec<_>>(),
+                other => vec![describe(kind, other)],
+            })
+            .collect(),
+        Some(Value::Array(items)) => items.iter().map(|item| describe("(list)", item)).collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Overrides and rollbacks that stand whatever the file says.
@@ -426,4 +452,53 @@ fn server_changes(old: &Config, new: &Config) -> Vec<String> {
     );
     check("tls", a.tls != b.tls);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn runtime_state_that_outlives_a_save_is_reported() {
+        let routes = json!([
+            {"name": "users", "override": {"weight": 0.0, "set_at": "2026-12-01T10:00:00Z"},
+             "rollback": {"state": "armed", "reason": null, "since": null}},
+            {"name": "pay", "override": null,
+             "rollback": {"state": "tripped", "reason": "error rate", "since": "2026-12-01T10:00:00Z"}},
+            {"name": "old"}
+        ]);
+        let notes = runtime_notes(&routes);
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(
+            notes[0].starts_with(
+                "! route users: an override of its weight (0.0%, set at 2026-12-01T10:00:00Z) stays"
+            ),
+            "{notes:?}"
+        );
+        assert!(
+            notes[1].starts_with("! route pay is rolled back"),
+            "{notes:?}"
+        );
+
+        let config = json!({"overrides": {"routes": {"users": {"weight": 0}}, "flags": {"new_checkout": {"value": false}}}});
+        let notes = override_notes(&config);
+        assert_eq!(
+            notes,
+            [
+                "! override flags.new_checkout = {\"value\":false} stays in force after the save",
+                "! override routes.users = {\"weight\":0} stays in force after the save",
+            ]
+        );
+        assert!(override_notes(&json!({"overrides": {}})).is_empty());
+        assert!(override_notes(&json!({})).is_empty());
+    }
+
+    #[test]
+    fn an_override_decides_the_weight_after_the_save() {
+        let route = crate::route::testing::route("users", "/users");
+        assert_eq!(route_weight_after(&route, None), 0.0);
+        let runtime = json!({"override": {"weight": 12.5}});
+        assert_eq!(route_weight_after(&route, Some(&runtime)), 12.5);
+    }
 }

@@ -492,7 +492,43 @@ fn no_key_reason(route: &RouteConfig) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::percent;
+    use super::*;
+    use crate::route::testing::{RouteBuilder, config, route};
+
+    #[test]
+    fn runtime_state_is_shown_when_the_proxy_reports_it() {
+        let config = config(vec![route("users", "/users").weight(2500)]);
+        let runtime = Runtime {
+            admin: "127.0.0.1:9901".into(),
+            routes: serde_json::json!([{
+                "name": "users", "weight": 0.0, "file_weight": 25.0, "legacy": "legacy", "new": "new",
+                "override": {"weight": 0.0, "set_at": "2026-12-01T10:00:00Z"},
+                "rollback": {"state": "tripped", "reason": "error rate 12% over 5%", "since": "2026-12-01T10:01:00Z"},
+                "new_available": true,
+            }]),
+            backends: serde_json::json!([
+                {"name": "legacy", "state": "available", "ejected_until": null},
+                {"name": "new", "state": "half_open", "ejected_until": null},
+            ]),
+        };
+        let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+        let out = explain_runtime(&config, "GET", "/users/1", &[], ip, &runtime).unwrap();
+        assert!(
+            out.contains("runtime:   from the proxy at 127.0.0.1:9901\n"),
+            "{out}"
+        );
+        assert!(out.contains("effective weight 0% (file 25)\n"), "{out}");
+        assert!(
+            out.contains(r#"override: {"set_at":"2026-12-01T10:00:00Z","weight":0.0}"#),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#"rollback: {"reason":"error rate 12% over 5%""#),
+            "{out}"
+        );
+        assert!(out.contains("new new: half_open\n"), "{out}");
+        assert!(!out.contains("new is not available"), "{out}");
+    }
 
     #[test]
     fn percent_formatting() {
