@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # docker build -t strangler .
 # docker run --rm -p 8080:8080 -v "$PWD/config:/etc/strangler:ro" strangler
 #
@@ -32,13 +30,24 @@ RUN touch src/main.rs src/lib.rs \
     && cargo build --release --locked \
     && cp target/release/strangler /usr/local/bin/strangler
 
-# === runtime ===
-FROM debian:bookworm-slim
+# === runtime base: the binary, no ports, no config ===
+FROM debian:bookworm-slim AS base
 # ca-certificates: roots for https backends.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /usr/local/bin/strangler /usr/local/bin/strangler
+USER 10001:10001
+ENTRYPOINT ["strangler"]
+
+# === echo: the stand-in backends of docker-compose.yml ===
+# `docker build --target echo`: the same binary, without the proxy's ports,
+# health check and config (an echo backend listens where its --listen says).
+FROM base AS echo
+CMD ["echo", "--help"]
+
+# === the proxy (the default target) ===
+FROM base
 COPY config/strangler.toml /etc/strangler/strangler.toml
 ENV STRANGLER_CONFIG=/etc/strangler/strangler.toml
 # Numeric, so Kubernetes' runAsNonRoot can verify it.

@@ -9,7 +9,7 @@ mod routes_view;
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
@@ -25,6 +25,7 @@ use crate::headers::X_REQUEST_ID;
 use crate::metrics::Metrics;
 use crate::reload::{Outcome, Reloader, Trigger};
 use crate::snapshot::SharedSnapshot;
+use crate::stats::{Histories, RouteCounters};
 
 /// The largest body an admin write accepts.
 const MAX_ADMIN_BODY: usize = 16 * 1024;
@@ -37,6 +38,31 @@ pub(crate) struct Admin {
     pub reloader: Arc<Reloader>,
     /// False once shutdown began: `/readyz` answers 503.
     pub ready: AtomicBool,
+    /// The routes' last 15 minutes, for the status page.
+    pub history: Arc<Histories>,
+}
+
+/// `/metrics` in the Prometheus text format 0.0.4.
+const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// `/metrics` in OpenMetrics 1.0.
+const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// True when `Accept` lists `application/openmetrics-text` with a q-value
+/// above 0 (Prometheus asks for it first, then for text 0.0.4).
+fn wants_openmetrics(accept: Option<&HeaderValue>) -> bool {
+    let Some(accept) = accept.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    accept.split(',').any(|range| {
+        let mut params = range.split(';').map(str::trim);
+        let media = params.next().unwrap_or_default();
+        let refused = params.any(|p| {
+            p.strip_prefix("q=")
+                .and_then(|q| q.parse::<f32>().ok())
+                .is_some_and(|q| q <= 0.0)
+        });
+        media.eq_ignore_ascii_case("application/openmetrics-text") && !refused
+    })
 }
 
 impl Admin {
@@ -94,7 +120,13 @@ impl Admin {
                 request_id.as_ref(),
             ));
         }
-        let response = match (req.method(), path) {
+        // HEAD is GET without the body (hyper drops it): monitoring checks use it.
+        let method = if req.method() == Method::HEAD {
+            &Method::GET
+        } else {
+            req.method()
+        };
+        let response = match (method, path) {
             (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
             (&Method::GET, "/readyz") => {
                 if self.ready.load(Ordering::Acquire) {
@@ -107,16 +139,33 @@ impl Admin {
                 let snapshot = self.snapshot.load();
                 self.metrics.show_backends(&snapshot);
                 self.metrics.show_routes(&snapshot);
-                body::response(
-                    StatusCode::OK,
-                    "text/plain; version=0.0.4; charset=utf-8",
-                    self.metrics.encode(),
-                )
+                if wants_openmetrics(req.headers().get(header::ACCEPT)) {
+                    body::response(
+                        StatusCode::OK,
+                        OPENMETRICS_CONTENT_TYPE,
+                        self.metrics.encode(),
+                    )
+                } else {
+                    body::response(
+                        StatusCode::OK,
+                        PROMETHEUS_CONTENT_TYPE,
+                        self.metrics.encode_prometheus(),
+                    )
+                }
             }
             (&Method::GET, "/config") => body::json(StatusCode::OK, &self.config_json()),
-            (&Method::GET, "/routes") => {
-                body::json(StatusCode::OK, &routes_view::routes(&self.snapshot.load()))
-            }
+            (&Method::GET, "/config/source") => body::response(
+                StatusCode::OK,
+                "application/toml",
+                self.snapshot.load().config.source.to_string(),
+            ),
+            (&Method::GET, "/") => body::response(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                self.status_page(),
+            ),
+            (&Method::GET, "/status/history") => body::json(StatusCode::OK, &self.history_json()),
+            (&Method::GET, "/routes") => body::json(StatusCode::OK, &self.routes_json()),
             (&Method::GET, "/backends") => body::json(StatusCode::OK, &self.backends_json()),
             (&Method::GET, "/shadow") => body::json(StatusCode::OK, &self.shadow_json()),
             (&Method::POST, "/reload") => match self.reloader.reload(Trigger::Admin).await {
@@ -134,8 +183,8 @@ impl Admin {
             },
             (
                 _,
-                "/healthz" | "/readyz" | "/metrics" | "/config" | "/routes" | "/backends"
-                | "/reload" | "/shadow",
+                "/healthz" | "/readyz" | "/metrics" | "/config" | "/config/source" | "/routes"
+                | "/backends" | "/reload" | "/shadow" | "/" | "/status/history",
             ) => json_error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method not allowed",
@@ -174,7 +223,54 @@ impl Admin {
             "path": self.reloader.path().display().to_string(),
             "last_error": status.last_error.map(|error| error.to_string()),
             "overrides": self.overrides_json(),
+            "last_error_at": status.last_error_at.map(rfc3339),
+            "restart_required": status.restart_required,
         })
+    }
+
+    /// `GET /`: the status page, rendered from the same JSON the API serves.
+    fn status_page(&self) -> String {
+        crate::status_page::render(&crate::status_page::Inputs {
+            routes: self.routes_json(),
+            backends: self.backends_json(),
+            history: self.history_json(),
+            config: self.config_json(),
+        })
+    }
+
+    /// `GET /status/history`: per route, the last 15 one-minute points of
+    /// new's share of answers and new's error rate, then the minute in progress.
+    fn history_json(&self) -> Value {
+        let snapshot = self.snapshot.load();
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut out = serde_json::Map::new();
+        let routes = snapshot.routes().iter().map(|r| &r.handles);
+        for handles in routes.chain(std::iter::once(snapshot.handles(None))) {
+            let points = self
+                .history
+                .points(&handles.label, handles.counters.totals(), now);
+            let points: Vec<Value> = points
+                .iter()
+                .map(|p| {
+                    json!({
+                        "at": p.at,
+                        "legacy": p.legacy,
+                        "new": p.new,
+                        "new_share": p.new_share(),
+                        "error_rate": p.error_rate(),
+                    })
+                })
+                .collect();
+            out.insert(handles.label.to_string(), Value::Array(points));
+        }
+        Value::Object(out)
+    }
+
+    /// `GET /routes`, also what the status page shows.
+    fn routes_json(&self) -> Value {
+        routes_view::routes(&self.snapshot.load())
     }
 
     /// `/config`'s `overrides`: `{"routes": {NAME: {"weight", "set_at"}},
@@ -262,6 +358,22 @@ impl Admin {
     }
 }
 
+/// Attempts per side since start, failed ones (a status in `on_status`,
+/// connect error, timeout, reset) counted before any fallback: legacy's
+/// answer after a failed new does not hide new's failure.
+pub(super) fn attempts_json(counters: &RouteCounters) -> Value {
+    let side = |attempts: &AtomicU64, failures: &AtomicU64| {
+        json!({
+            "total": attempts.load(Ordering::Relaxed),
+            "failed": failures.load(Ordering::Relaxed),
+        })
+    };
+    json!({
+        "legacy": side(&counters.legacy_attempts, &counters.legacy_failures),
+        "new": side(&counters.new_attempts, &counters.new_failures),
+    })
+}
+
 fn text(status: StatusCode, text: &'static str) -> Response<ProxyBody> {
     body::response(status, "text/plain; charset=utf-8", text)
 }
@@ -301,6 +413,19 @@ mod tests {
         assert_eq!(at(0), "1970-01-01T00:00:00Z");
         assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(at(1_795_296_196), "2026-11-21T21:23:16Z");
+    }
+
+    #[test]
+    fn openmetrics_is_chosen_by_accept() {
+        let accept = |s: &'static str| wants_openmetrics(Some(&HeaderValue::from_static(s)));
+        assert!(!wants_openmetrics(None));
+        assert!(!accept("text/plain"));
+        assert!(!accept("*/*"));
+        assert!(accept("application/openmetrics-text"));
+        assert!(accept(
+            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+        ));
+        assert!(!accept("application/openmetrics-text;q=0, text/plain"));
     }
 
     #[test]

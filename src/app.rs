@@ -22,6 +22,7 @@ use crate::reload::{self, ReloadError, Reloader, StartError};
 use crate::server::{self, Limits};
 use crate::snapshot::{SharedSnapshot, Snapshot};
 use crate::state_file;
+use crate::stats::Histories;
 use crate::tls::ServerTls;
 
 /// What [`start`] needs: the config and the listeners, already bound.
@@ -56,6 +57,8 @@ pub struct Running {
     prober: Arc<Prober>,
     /// Writes `state_file` after each change of runtime state.
     state_saver: JoinHandle<()>,
+    /// Closes a minute of every route's history, once a minute.
+    history_task: JoinHandle<()>,
     shutdown_timeout: Duration,
     _watcher: Option<notify::RecommendedWatcher>,
 }
@@ -110,6 +113,7 @@ impl Running {
             let _ = admin_task.await;
         }
         self.prober.shutdown().await;
+        self.history_task.abort();
     }
 }
 
@@ -117,6 +121,7 @@ impl Drop for Running {
     fn drop(&mut self) {
         self.proxy_task.abort();
         self.state_saver.abort();
+        self.history_task.abort();
         self.prober.stop();
         if let Some(admin_task) = &self.admin_task {
             admin_task.abort();
@@ -161,7 +166,9 @@ pub fn start(launch: Launch) -> Result<Running, StartError> {
         metrics: metrics.clone(),
         reloader: reloader.clone(),
         ready: true.into(),
+        history: Arc::new(Histories::default()),
     });
+    let history_task = tokio::spawn(keep_history(snapshot.clone(), admin.history.clone()));
 
     // Before any task runs: once the admin API answers, SIGHUP reloads
     // rather than kills.
@@ -223,6 +230,7 @@ pub fn start(launch: Launch) -> Result<Running, StartError> {
         tunnels,
         prober,
         state_saver,
+        history_task,
         shutdown_timeout,
         _watcher: watcher,
     })
@@ -238,6 +246,23 @@ fn warn_state_in_memory(config: &Config) {
             route = %route.name,
             "a route has [routes.rollback] but server.state_file is not set: a trip or an override is lost at a restart"
         );
+    }
+}
+
+/// Once a minute, records every route's minute in `history` from its
+/// counters; the first tick, at start, only sets the base.
+async fn keep_history(snapshot: SharedSnapshot, history: Arc<Histories>) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let snapshot = snapshot.load();
+        let routes = snapshot.routes().iter().map(|r| &r.handles);
+        let routes = routes.chain(std::iter::once(snapshot.handles(None)));
+        history.tick(now, routes.map(|h| (h.label.as_str(), h.counters.totals())));
     }
 }
 
@@ -265,7 +290,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {admin_listen} (admin_listen): {e}"))?;
     info!(%listen, %admin_listen, routes = config.routes.len(), version = %config.version, "proxy listening");
-    reload::warn_insecure_backends(&config);
+    reload::log_warnings(&config);
     let path = config.path.clone();
     // The message names its causes already: the `{:#}` chain main prints
     // would repeat them.

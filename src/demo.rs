@@ -22,20 +22,54 @@ pub fn demo_config_text(legacy: SocketAddr, new: SocketAddr) -> String {
         .replace("http://127.0.0.1:3002", &format!("http://{new}"))
 }
 
-/// Writes the demo config into a fresh temp dir, so the user can edit it and
-/// watch the proxy reload; returns the file's path.
-fn write_demo_config(text: &str) -> std::io::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("strangler-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join("demo.toml");
+/// The environment knobs of `strangler demo`, for `--help` and the README.
+pub const ENV_HELP: &str = "Environment:
+  STRANGLER_DEMO_LISTEN  the proxy's address (default 127.0.0.1:8080; 127.0.0.1:0 picks a free port)
+  STRANGLER_DEMO_ADMIN   the admin API's address (default 127.0.0.1:9901; when it is taken,
+                         a free port is picked and printed)";
+
+/// The demo's temp folder, removed when dropped: on every exit path, an
+/// error at start included.
+#[derive(Debug)]
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn create() -> std::io::Result<TempDir> {
+        let dir = std::env::temp_dir().join(format!("strangler-demo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(TempDir(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes the demo config into `dir`, so the user can edit it and watch the
+/// proxy reload; returns the file's path.
+fn write_demo_config(dir: &TempDir, text: &str) -> std::io::Result<PathBuf> {
+    let path = dir.0.join("demo.toml");
     std::fs::write(&path, text)?;
     Ok(path)
 }
 
+/// An address from the environment variable `var`, else `default`.
+fn address(var: &str, default: SocketAddr) -> anyhow::Result<SocketAddr> {
+    match std::env::var(var) {
+        Ok(addr) => addr.parse().map_err(|e| {
+            anyhow::anyhow!("{var}={addr:?} is not an address like 127.0.0.1:9901: {e}")
+        }),
+        Err(_) => Ok(default),
+    }
+}
+
 /// Runs the demo until Ctrl-C. `STRANGLER_DEMO_LISTEN` and
 /// `STRANGLER_DEMO_ADMIN` override the proxy's and the admin API's addresses
-/// (tests use `127.0.0.1:0`).
+/// (tests use `127.0.0.1:0`); see [`ENV_HELP`].
 pub async fn run() -> anyhow::Result<()> {
+    let dir = TempDir::create()?;
     let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
     let legacy = echo::spawn(
         loopback,
@@ -53,55 +87,70 @@ pub async fn run() -> anyhow::Result<()> {
         },
     )
     .await?;
-    let path = write_demo_config(&demo_config_text(legacy, new))?;
+    let path = write_demo_config(&dir, &demo_config_text(legacy, new))?;
     let config = config::load(&path)
         .map_err(|e| anyhow::anyhow!("the embedded demo config is invalid:\n{e}"))?;
-    let listen = match std::env::var("STRANGLER_DEMO_LISTEN") {
-        Ok(addr) => addr.parse()?,
-        Err(_) => config.server.listen,
-    };
+    let listen = address("STRANGLER_DEMO_LISTEN", config.server.listen)?;
     let listener = TcpListener::bind(listen).await.map_err(|e| {
         anyhow::anyhow!(
             "cannot listen on {listen}: {e} (set STRANGLER_DEMO_LISTEN to another address)"
         )
     })?;
     let addr = listener.local_addr()?;
-    let admin_listen = match std::env::var("STRANGLER_DEMO_ADMIN") {
-        Ok(addr) => addr.parse()?,
-        Err(_) => config.server.admin_listen,
+    let admin_listen = address("STRANGLER_DEMO_ADMIN", config.server.admin_listen)?;
+    // Another demo (or proxy) may hold the admin port: take a free one rather
+    // than run without an admin API, and say so.
+    let (admin, moved) = match TcpListener::bind(admin_listen).await {
+        Ok(admin) => (admin, None),
+        Err(error) => {
+            let free = TcpListener::bind(SocketAddr::new(admin_listen.ip(), 0)).await?;
+            (free, Some(error))
+        }
     };
-    // The admin API is a nice-to-have in the demo: skip it if its port is taken.
-    let admin = TcpListener::bind(admin_listen).await.ok();
     let running = crate::app::start(crate::app::Launch {
         path: path.clone(),
         config,
         proxy: listener,
-        admin,
+        admin: Some(admin),
         watch: true,
     })
     // The message names its causes already: `{:#}` would repeat them.
     .map_err(|error| anyhow::anyhow!("{error}"))?;
-    println!("{}", banner(addr, legacy, new));
-    if let Some(admin) = running.admin_addr() {
-        println!("  admin API: curl -s http://{admin}/routes");
+    let admin_addr = running.admin_addr();
+    // Built whole and written once, ignoring a closed stdout: a demo whose
+    // terminal or pipe went away keeps serving rather than panic.
+    let mut text = banner(addr, legacy, new);
+    if let Some(admin) = admin_addr {
+        if let Some(error) = moved {
+            text.push_str(&format!(
+                "\n\n  note: {admin_listen} is taken ({error}): the admin API is on {admin} instead"
+            ));
+        }
+        text.push_str(&format!(
+            "\n\n  admin API on http://{admin}:\n    status page: http://{admin}/\n    curl -s http://{admin}/routes"
+        ));
     }
-    println!(
-        "  live config: edit {} and save: the proxy reloads it",
+    text.push_str(&format!(
+        "\n  live config: edit {} and save: the proxy reloads it\n\nPress Ctrl-C to stop.\n",
         path.display()
-    );
-    println!("\nPress Ctrl-C to stop.");
+    ));
+    {
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(text.as_bytes());
+        let _ = stdout.flush();
+    }
     crate::app::shutdown_signal().await;
     running.shutdown().await;
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::remove_dir_all(dir);
-    }
+    drop(dir);
     Ok(())
 }
 
 fn banner(addr: SocketAddr, legacy: SocketAddr, new: SocketAddr) -> String {
     format!(
         "strangler demo: proxy on http://{addr}
-  legacy echo backend on http://{legacy}, new echo backend on http://{new}
+  legacy echo backend on http://{legacy}
+  new echo backend on http://{new}
   routes: {routes}
 
 Try (each answer names the backend that served it; see the x-strangler-* headers):

@@ -7,12 +7,13 @@ use std::time::SystemTime;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 
-use crate::config::{BackendConfig, Config, RouteConfig, Sticky};
+use crate::config::{BackendConfig, Config, MethodSet, RouteConfig, Sticky};
 use crate::route::{
     self, BucketSource, Inputs, Reason, RequestInfo, RouteRuntime, Router, Target, WeightFrom,
 };
 
-/// `check`'s output: one line per route, with what it does now.
+/// `check`'s output: one line per route, with what it does now, in columns
+/// as wide as their widest value.
 pub fn route_table(config: &Config) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -23,38 +24,141 @@ pub fn route_table(config: &Config) -> String {
         config.backends.len(),
         &config.version[..12.min(config.version.len())]
     );
-    let _ = writeln!(
-        out,
-        "{:<20} {:<24} {:>8}  {:<22} {:<10} {:<10} STICKY",
-        "ROUTE", "PATH", "NEW %", "FLAG", "LEGACY", "NEW"
-    );
-    for route in &config.routes {
-        let flag = match &route.flag {
-            Some((name, value)) => format!("{name}={value}"),
-            None => "-".into(),
-        };
-        let _ = writeln!(
-            out,
-            "{:<20} {:<24} {:>8}  {:<22} {:<10} {:<10} {}",
-            route.name,
-            route.path,
-            percent(route::effective_weight(route, SystemTime::now(), RouteRuntime::default()).bp),
-            flag,
-            config.backend(route.legacy).name,
-            config.backend(route.new).name,
-            sticky_text(route),
-        );
-    }
-    let _ = writeln!(
-        out,
-        "{:<20} {:<24} {:>8}  {:<22} {:<10}",
-        crate::config::DEFAULT_ROUTE,
-        "(unmatched)",
+    let header = [
+        "ROUTE", "PATH", "NEW %", "FLAG", "LEGACY", "NEW", "STICKY", "COHORT", "REWRITE",
+        "FALLBACK",
+    ];
+    let mut rows: Vec<[String; 10]> = config
+        .routes
+        .iter()
+        .map(|route| {
+            let flag = match &route.flag {
+                Some((name, value)) => format!("{name}={value}"),
+                None => "-".into(),
+            };
+            let mut sticky = sticky_text(route);
+            if route.set_cookie {
+                sticky.push_str(" (set)");
+            }
+            [
+                route.name.clone(),
+                route.path.clone(),
+                percent(
+                    route::effective_weight(route, SystemTime::now(), RouteRuntime::default()).bp,
+                ),
+                flag,
+                config.backend(route.legacy).name.clone(),
+                config.backend(route.new).name.clone(),
+                sticky,
+                route.cohort.clone(),
+                route.rewrite.clone().unwrap_or_else(|| "-".into()),
+                fallback_summary(route),
+            ]
+        })
+        .collect();
+    let dash = || "-".to_owned();
+    rows.push([
+        crate::config::DEFAULT_ROUTE.into(),
+        "(unmatched)".into(),
         percent(0),
-        "-",
-        config.backend(config.default_legacy).name
-    );
+        dash(),
+        config.backend(config.default_legacy).name.clone(),
+        dash(),
+        dash(),
+        dash(),
+        dash(),
+        dash(),
+    ]);
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[&str]| {
+        let mut text = String::new();
+        for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
+            let pad = width.saturating_sub(cell.chars().count());
+            if i == 2 {
+                // NEW % is right-aligned, a number column.
+                text.push_str(&" ".repeat(pad));
+                text.push_str(cell);
+            } else {
+                text.push_str(cell);
+                if i + 1 < cells.len() {
+                    text.push_str(&" ".repeat(pad));
+                }
+            }
+            if i + 1 < cells.len() {
+                text.push_str("  ");
+            }
+        }
+        text.trim_end().to_owned()
+    };
+    let _ = writeln!(out, "{}", line(&header));
+    for row in &rows {
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        let _ = writeln!(out, "{}", line(&cells));
+    }
     out
+}
+
+/// The route table's FALLBACK cell: `off`, or what new's failures go to legacy on.
+fn fallback_summary(route: &RouteConfig) -> String {
+    let fb = &route.fallback;
+    if !fb.enabled {
+        return "off".into();
+    }
+    let mut on: Vec<String> = Vec::new();
+    if !fb.on_status.is_empty() {
+        let statuses: Vec<String> = fb.on_status.iter().map(u16::to_string).collect();
+        on.push(statuses.join(","));
+    }
+    for (enabled, name) in [
+        (fb.on_connect_error, "connect"),
+        (fb.on_timeout, "timeout"),
+        (fb.on_reset, "reset"),
+    ] {
+        if enabled {
+            on.push(name.into());
+        }
+    }
+    if on.is_empty() {
+        "never".into()
+    } else {
+        on.join(" ")
+    }
+}
+
+/// `check --format json`'s description of a route.
+pub fn route_json(config: &Config, route: &RouteConfig) -> serde_json::Value {
+    let fb = &route.fallback;
+    let methods = match &fb.replay_methods {
+        MethodSet::Any => vec!["*".to_owned()],
+        MethodSet::List(list) => list.iter().map(|m| m.as_str().to_owned()).collect(),
+    };
+    serde_json::json!({
+        "name": route.name,
+        "path": route.path,
+        "line": route.line,
+        "weight": crate::route::file_weight_percent(route),
+        "file_weight": f64::from(route.weight_bp) / 100.0,
+        "flag": route.flag.as_ref().map(|(name, value)| serde_json::json!({"name": name, "value": value})),
+        "legacy": config.backend(route.legacy).name,
+        "new": config.backend(route.new).name,
+        "sticky": route.sticky.as_ref().map(|_| sticky_text(route)),
+        "set_cookie": route.set_cookie,
+        "cohort": route.cohort,
+        "rewrite": route.rewrite,
+        "fallback": {
+            "enabled": fb.enabled,
+            "on_status": fb.on_status,
+            "on_connect_error": fb.on_connect_error,
+            "on_timeout": fb.on_timeout,
+            "on_reset": fb.on_reset,
+            "replay_methods": methods,
+        },
+    })
 }
 
 /// `explain`'s output for one request, or what is wrong with the arguments.
@@ -64,6 +168,99 @@ pub fn explain(
     target: &str,
     headers: &[String],
     client_ip: IpAddr,
+) -> Result<String, String> {
+    explain_with(config, method, target, headers, client_ip, &mut None)
+}
+
+/// The running proxy's state, from its admin API (`explain --admin`).
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    /// Where it came from, for the output.
+    pub admin: String,
+    /// `GET /routes`.
+    pub routes: serde_json::Value,
+    /// `GET /backends`.
+    pub backends: serde_json::Value,
+}
+
+/// [`explain`], followed by what the running proxy's state changes about it:
+/// the route's effective weight, override and rollback, and whether its
+/// backends are available. Fields the proxy does not report show as `-`.
+pub fn explain_runtime(
+    config: &Config,
+    method: &str,
+    target: &str,
+    headers: &[String],
+    client_ip: IpAddr,
+    runtime: &Runtime,
+) -> Result<String, String> {
+    let mut matched = None;
+    let mut out = explain_with(config, method, target, headers, client_ip, &mut matched)?;
+    let name = matched.map_or(crate::config::DEFAULT_ROUTE, |id| {
+        config.route(id).name.as_str()
+    });
+    let _ = writeln!(out, "runtime:   from the proxy at {}", runtime.admin);
+    let route = runtime
+        .routes
+        .as_array()
+        .and_then(|routes| routes.iter().find(|r| r["name"] == name));
+    let Some(route) = route else {
+        let _ = writeln!(
+            out,
+            "           the running proxy has no route {name}: its config differs from this file (see strangler diff)"
+        );
+        return Ok(out);
+    };
+    let show = |v: Option<&serde_json::Value>| match v {
+        None | Some(serde_json::Value::Null) => "-".to_owned(),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        // 100.0 as `100`, 12.5 as `12.5`.
+        Some(serde_json::Value::Number(n)) => n.as_f64().map_or(n.to_string(), |f| f.to_string()),
+        Some(other) => other.to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "           effective weight {}% (file {})",
+        show(route.get("weight")),
+        show(route.get("file_weight"))
+    );
+    let _ = writeln!(out, "           override: {}", show(route.get("override")));
+    let _ = writeln!(out, "           rollback: {}", show(route.get("rollback")));
+    if let Some(ramp) = route.get("ramp").filter(|r| !r.is_null()) {
+        let _ = writeln!(out, "           ramp: {ramp}");
+    }
+    for side in ["legacy", "new"] {
+        let Some(backend_name) = route.get(side).and_then(|b| b.as_str()) else {
+            continue;
+        };
+        let backend = runtime
+            .backends
+            .as_array()
+            .and_then(|all| all.iter().find(|b| b["name"] == backend_name));
+        let state = backend.map_or("-".to_owned(), |b| show(b.get("state")));
+        let until = backend
+            .and_then(|b| b.get("ejected_until"))
+            .filter(|u| !u.is_null())
+            .map(|u| format!(" until {}", show(Some(u))))
+            .unwrap_or_default();
+        let _ = writeln!(out, "           {side} {backend_name}: {state}{until}");
+    }
+    if route.get("new_available") == Some(&serde_json::Value::Bool(false)) {
+        let _ = writeln!(
+            out,
+            "           new is not available now: a request decided for new goes straight to legacy (x-strangler-fallback: unhealthy)"
+        );
+    }
+    Ok(out)
+}
+
+fn explain_with(
+    config: &Config,
+    method: &str,
+    target: &str,
+    headers: &[String],
+    client_ip: IpAddr,
+    matched: &mut Option<crate::config::RouteId>,
 ) -> Result<String, String> {
     let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
         .map_err(|_| format!("{method:?} is not a method name"))?;
@@ -91,6 +288,7 @@ pub fn explain(
     let now = SystemTime::now();
     let inputs = Inputs { draw: 0, now };
     let decision = route::decide(config, &router, &info, inputs, |_| RouteRuntime::default());
+    *matched = decision.route;
 
     let mut out = String::new();
     let _ = writeln!(out, "request:   {method} {target}");
@@ -179,7 +377,7 @@ pub fn explain(
                     "           {} (legacy)",
                     upstream(legacy, &path, uri.query())?
                 );
-                fallback_line(&mut out, config, route);
+                fallback_line(&mut out, config, route, &method);
                 return Ok(out);
             }
             if source == BucketSource::Random {
@@ -208,7 +406,7 @@ pub fn explain(
         upstream(backend, upstream_path, uri.query())?
     );
     if decision.target == Target::New {
-        fallback_line(&mut out, config, route);
+        fallback_line(&mut out, config, route, &method);
     }
     Ok(out)
 }
@@ -218,27 +416,60 @@ fn upstream(backend: &BackendConfig, path: &str, query: Option<&str>) -> Result<
     backend.upstream_uri(path, query).map_err(|e| e.to_string())
 }
 
-fn fallback_line(out: &mut String, config: &Config, route: &RouteConfig) {
+/// Whether this request could fall back to legacy, and on what: a connect
+/// error for any method (nothing was sent), the rest only for a method in
+/// `replay_methods` (new has seen the request).
+fn fallback_line(out: &mut String, config: &Config, route: &RouteConfig, method: &Method) {
     let fb = &route.fallback;
     if !fb.enabled {
-        let _ = writeln!(out, "fallback:  off");
+        let _ = writeln!(
+            out,
+            "fallback:  off: new's answer or failure is what the client gets"
+        );
         return;
     }
-    let statuses: Vec<String> = fb.on_status.iter().map(u16::to_string).collect();
-    let _ = writeln!(
-        out,
-        "fallback:  to {} on status [{}]{}{}{}; body copied up to {} bytes",
-        config.backend(route.legacy).name,
-        statuses.join(", "),
-        if fb.on_connect_error {
-            ", connect error"
-        } else {
-            ""
-        },
-        if fb.on_timeout { ", timeout" } else { "" },
-        if fb.on_reset { ", reset" } else { "" },
-        fb.max_body
-    );
+    let legacy = &config.backend(route.legacy).name;
+    let replayable = fb.replay_methods.contains(method);
+    let mut on: Vec<String> = Vec::new();
+    if replayable && !fb.on_status.is_empty() {
+        let statuses: Vec<String> = fb.on_status.iter().map(u16::to_string).collect();
+        on.push(format!("status [{}]", statuses.join(", ")));
+    }
+    if fb.on_connect_error {
+        on.push("connect error".into());
+    }
+    if replayable && fb.on_timeout {
+        on.push("timeout".into());
+    }
+    if replayable && fb.on_reset {
+        on.push("reset".into());
+    }
+    if on.is_empty() {
+        let _ = writeln!(out, "fallback:  none for {method}");
+    } else {
+        let _ = writeln!(
+            out,
+            "fallback:  to {legacy} on {}; body copied up to {} bytes",
+            on.join(", "),
+            fb.max_body
+        );
+    }
+    if !replayable {
+        let methods = match &fb.replay_methods {
+            MethodSet::Any => "*".to_owned(),
+            MethodSet::List(list) => list
+                .iter()
+                .map(Method::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        let _ = writeln!(
+            out,
+            "           not on a status, timeout or reset: {method} is not in replay_methods [{methods}] \
+             (new has seen the request, and sending it again could do its work twice), \
+             so the client gets new's answer"
+        );
+    }
 }
 
 fn parse_headers(headers: &[String]) -> Result<HeaderMap, String> {
@@ -289,13 +520,52 @@ fn source_text(route: &RouteConfig, source: BucketSource) -> String {
 fn no_key_reason(route: &RouteConfig) -> String {
     match &route.sticky {
         None => "the route has no sticky key".into(),
+        Some(Sticky::Cookie(name)) if route.set_cookie => format!(
+            "the request has no cookie {name}: the proxy makes a fresh random key, decides by its bucket and sends it in Set-Cookie, so the user keeps that side"
+        ),
         Some(_) => format!("the request has no {}", sticky_text(route)),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::percent;
+    use super::*;
+    use crate::route::testing::{RouteBuilder, config, route};
+
+    #[test]
+    fn runtime_state_is_shown_when_the_proxy_reports_it() {
+        let config = config(vec![route("users", "/users").weight(2500)]);
+        let runtime = Runtime {
+            admin: "127.0.0.1:9901".into(),
+            routes: serde_json::json!([{
+                "name": "users", "weight": 0.0, "file_weight": 25.0, "legacy": "legacy", "new": "new",
+                "override": {"weight": 0.0, "set_at": "2026-12-01T10:00:00Z"},
+                "rollback": {"state": "tripped", "reason": "error rate 12% over 5%", "since": "2026-12-01T10:01:00Z"},
+                "new_available": true,
+            }]),
+            backends: serde_json::json!([
+                {"name": "legacy", "state": "available", "ejected_until": null},
+                {"name": "new", "state": "half_open", "ejected_until": null},
+            ]),
+        };
+        let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+        let out = explain_runtime(&config, "GET", "/users/1", &[], ip, &runtime).unwrap();
+        assert!(
+            out.contains("runtime:   from the proxy at 127.0.0.1:9901\n"),
+            "{out}"
+        );
+        assert!(out.contains("effective weight 0% (file 25)\n"), "{out}");
+        assert!(
+            out.contains(r#"override: {"set_at":"2026-12-01T10:00:00Z","weight":0.0}"#),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#"rollback: {"reason":"error rate 12% over 5%""#),
+            "{out}"
+        );
+        assert!(out.contains("new new: half_open\n"), "{out}");
+        assert!(!out.contains("new is not available"), "{out}");
+    }
 
     #[test]
     fn percent_formatting() {

@@ -24,3 +24,56 @@ pub async fn check(admin: &str) -> bool {
         _ => false,
     }
 }
+
+/// `GET http://{admin}{path}` with an optional bearer token: the status and
+/// the whole body, or why there is none. For `explain --admin` and `diff`.
+pub async fn fetch(
+    admin: &str,
+    path: &str,
+    token: Option<&str>,
+) -> Result<(StatusCode, bytes::Bytes), String> {
+    use http_body_util::BodyExt;
+    let url = format!("http://{admin}{path}");
+    let mut request = Request::get(&url);
+    if let Some(token) = token {
+        request = request.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let request = request
+        .body(Empty::<bytes::Bytes>::new())
+        .map_err(|e| format!("{url}: {e}"))?;
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    let exchange = async {
+        let response = client.request(request).await.map_err(|e| {
+            let cause = std::error::Error::source(&e).map_or(String::new(), |s| format!(": {s}"));
+            format!("cannot reach the admin API at {admin}: {e}{cause}")
+        })?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?
+            .to_bytes();
+        Ok((status, body))
+    };
+    match tokio::time::timeout(TIMEOUT, exchange).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("{url}: no answer within {}s", TIMEOUT.as_secs())),
+    }
+}
+
+/// [`fetch`] of a JSON document that must answer 200.
+pub async fn fetch_json(
+    admin: &str,
+    path: &str,
+    token: Option<&str>,
+) -> Result<serde_json::Value, String> {
+    let (status, body) = fetch(admin, path, token).await?;
+    if status != StatusCode::OK {
+        return Err(format!(
+            "http://{admin}{path} answered {status}: {}",
+            String::from_utf8_lossy(&body).trim()
+        ));
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("http://{admin}{path}: not JSON: {e}"))
+}

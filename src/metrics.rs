@@ -1,6 +1,7 @@
 //! Metric families (SPEC §7) and the per-request observer that feeds them and
 //! writes the access log.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -14,7 +15,7 @@ use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 use tracing::info;
 
-use crate::proxy::{Exchange, Observer};
+use crate::proxy::{AttemptResult, Exchange, FallbackReason, Observer};
 use crate::shadow::ShadowResult;
 use crate::snapshot::Snapshot;
 use crate::stats::Label;
@@ -219,6 +220,13 @@ impl Metrics {
         out
     }
 
+    /// The Prometheus text format 0.0.4 of every metric, made from the
+    /// OpenMetrics text: a counter's `# HELP`/`# TYPE` name its samples'
+    /// name (`_total`), and `# UNIT` and `# EOF` go, as 0.0.4 parsers expect.
+    pub(crate) fn encode_prometheus(&self) -> String {
+        openmetrics_to_prometheus(&self.encode())
+    }
+
     /// Copies every backend's health into its metrics, read at scrape time
     /// so the request path never touches them; backends gone since the last
     /// call are dropped. Half-open counts as available.
@@ -358,6 +366,39 @@ impl Metrics {
     }
 }
 
+/// See [`Metrics::encode_prometheus`].
+fn openmetrics_to_prometheus(text: &str) -> String {
+    let counters: HashSet<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|prefix| Some((prefix, line.strip_prefix(prefix)?)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                out.push_str(prefix);
+                out.push_str(name);
+                if counters.contains(name) {
+                    out.push_str("_total");
+                }
+                out.push(' ');
+                out.push_str(tail);
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// A latency histogram over [`DURATION_BUCKETS`] updated with atomics only:
 /// prometheus-client's own `Histogram` takes a write lock per observation,
 /// which every request of a route would contend on.
@@ -437,16 +478,40 @@ impl Observer for Telemetry {
         } else {
             counters.legacy.fetch_add(1, Ordering::Relaxed);
         }
+        // Every attempt, so that a new whose failures legacy answered for
+        // still shows them (SPEC §5 `/routes`).
+        let route = exchange.route.map(|id| snapshot.config.route(id));
+        for (attempted, result) in exchange.attempts.iter() {
+            let failed = result != AttemptResult::Ok;
+            let (attempts, failures) = match route {
+                Some(route) if attempted == route.new && exchange.to_new => {
+                    (&counters.new_attempts, &counters.new_failures)
+                }
+                _ => (&counters.legacy_attempts, &counters.legacy_failures),
+            };
+            attempts.fetch_add(1, Ordering::Relaxed);
+            if failed {
+                failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let new_status = match exchange.fallback {
+            Some(FallbackReason::Status(code)) => Some(code.as_u16()),
+            _ => None,
+        };
         info!(
             target: "strangler::access",
             method = %exchange.method,
             path = exchange.uri.path(),
+            query = exchange.uri.query(),
+            client = exchange.client.map(tracing::field::display),
             route = handles.label.as_str(),
             backend = backend.map_or(NO_BACKEND, |b| b.config.name.as_str()),
+            upstream_path = upstream_path(snapshot, exchange).as_deref(),
             status = exchange.status.as_u16(),
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            duration_ms = duration_ms(elapsed),
             fallback = exchange.fallback.map(|r| r.label()),
             client = exchange.client.map(tracing::field::display),
+            new_status,
             request_id = exchange.request_id(),
         );
     }
@@ -456,9 +521,39 @@ impl Observer for Telemetry {
     }
 }
 
+/// Milliseconds rounded to whole microseconds: `1.154`, never `1.1543020000000002`.
+fn duration_ms(elapsed: Duration) -> f64 {
+    // An integer number of microseconds divided by 1000 prints as its
+    // shortest decimal form.
+    elapsed.as_micros() as f64 / 1000.0
+}
+
+/// The path the answering backend was sent: its URL's path prefix, then the
+/// normalised path, rewritten for new. `None` when no backend answered.
+fn upstream_path(snapshot: &Snapshot, exchange: &Exchange) -> Option<String> {
+    let backend = snapshot.backend(exchange.backend?);
+    let path = crate::route::normalize_path(exchange.uri.path());
+    let path = match exchange.route {
+        Some(id) if exchange.to_new && exchange.fallback.is_none() => {
+            crate::route::rewrite_path(snapshot.config.route(id), &path).into_owned()
+        }
+        _ => path.into_owned(),
+    };
+    Some(format!("{}{path}", backend.config.path_prefix))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prometheus_text_names_counters_by_their_samples() {
+        let open = "# HELP a_requests Requests.\n# TYPE a_requests counter\na_requests_total{x=\"1\"} 3\n# HELP g A gauge.\n# TYPE g gauge\n# UNIT g seconds\ng 1.5\n# EOF\n";
+        assert_eq!(
+            openmetrics_to_prometheus(open),
+            "# HELP a_requests_total Requests.\n# TYPE a_requests_total counter\na_requests_total{x=\"1\"} 3\n# HELP g A gauge.\n# TYPE g gauge\ng 1.5\n"
+        );
+    }
 
     #[test]
     fn latency_histogram_encodes_cumulative_buckets() {

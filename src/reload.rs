@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::backend::probe::Prober;
-use crate::config::{self, Config, RouteConfig};
+use crate::config::{self, Config, RouteConfig, ServerConfig};
 use crate::metrics::Metrics;
 use crate::snapshot::{SharedSnapshot, Snapshot};
 use crate::tls::{self, ServerTls};
@@ -49,6 +49,11 @@ pub struct Status {
     pub loaded_at: SystemTime,
     /// Why the last reload failed; cleared by a successful one.
     pub last_error: Option<Arc<ReloadError>>,
+    /// When `last_error` happened.
+    pub last_error_at: Option<SystemTime>,
+    /// `[server]` keys whose loaded value differs from the one the process
+    /// started with: they wait for a restart.
+    pub restart_required: Vec<&'static str>,
 }
 
 /// The result of one reload.
@@ -80,11 +85,14 @@ pub(crate) struct Reloader {
     server_tls: Option<ServerTls>,
     /// Health checkers, restarted for the backends a reload changed.
     prober: Option<Arc<Prober>>,
+    /// The `[server]` table the listeners were started with.
+    started: ServerConfig,
 }
 
 impl Reloader {
     pub(crate) fn new(path: PathBuf, snapshot: SharedSnapshot, metrics: Arc<Metrics>) -> Reloader {
         let version = snapshot.load().config.version.clone();
+        let started = snapshot.load().config.server.clone();
         Reloader {
             path,
             snapshot,
@@ -94,7 +102,10 @@ impl Reloader {
                 generation: 1,
                 loaded_at: SystemTime::now(),
                 last_error: None,
+                last_error_at: None,
+                restart_required: Vec::new(),
             }),
+            started,
             one_at_a_time: tokio::sync::Mutex::new(()),
             server_tls: None,
             prober: None,
@@ -171,6 +182,7 @@ impl Reloader {
             certificate,
         } = built;
         let version = next.config.version.clone();
+        let restart_required = restart_keys(&self.started, &next.config.server);
         let next = Arc::new(next);
         if let (Some(server_tls), Some(key)) = (&self.server_tls, certificate) {
             server_tls.store(key);
@@ -187,6 +199,8 @@ impl Reloader {
             status.generation += 1;
             status.loaded_at = SystemTime::now();
             status.last_error = None;
+            status.last_error_at = None;
+            status.restart_required = restart_required;
             status.generation
         };
         info!(?trigger, generation, %version, "config reloaded");
@@ -201,6 +215,10 @@ impl Reloader {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .last_error = Some(error.clone());
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last_error_at = Some(SystemTime::now());
         Outcome::Failed { error }
     }
 }
@@ -241,8 +259,9 @@ fn build(
 
 /// Logs what a reload changes: routes added, removed, re-weighted; and the
 /// `[server]` settings that only a restart applies.
-fn log_changes(old: &Config, new: &Config) {
-    let (was, now) = (&old.server, &new.server);
+/// The `[server]` keys that differ between `was` and `now` and only a
+/// restart applies.
+pub(crate) fn restart_keys(was: &ServerConfig, now: &ServerConfig) -> Vec<&'static str> {
     let restart_only = [
         ("listen", was.listen != now.listen),
         ("admin_listen", was.admin_listen != now.admin_listen),
@@ -264,12 +283,40 @@ fn log_changes(old: &Config, new: &Config) {
             "shutdown_timeout",
             was.shutdown_timeout != now.shutdown_timeout,
         ),
+        ("tls", was.tls.is_some() != now.tls.is_some()),
     ];
-    for (key, changed) in restart_only {
-        if changed {
+    restart_only
+        .into_iter()
+        .filter_map(|(key, changed)| changed.then_some(key))
+        .collect()
+}
+
+fn log_changes(old: &Config, new: &Config) {
+    for key in restart_keys(&old.server, &new.server) {
+        // `[server.tls]` added or removed is logged where it is read.
+        if key != "tls" {
             warn!(
                 key,
                 "server.{key} changed: takes effect only after a restart"
+            );
+        }
+    }
+    // A flag flip, by name, with the routes it moves.
+    for (name, value) in &new.flags {
+        let was = old.flags.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
+        if was.is_some_and(|was| was != *value) {
+            let routes: Vec<&str> = new
+                .routes
+                .iter()
+                .filter(|r| r.flag.as_ref().is_some_and(|(n, _)| n == name))
+                .map(|r| r.name.as_str())
+                .collect();
+            info!(
+                flag = %name,
+                from = !value,
+                to = value,
+                routes = %routes.join(","),
+                "flag flipped"
             );
         }
     }
@@ -330,7 +377,7 @@ fn log_changes(old: &Config, new: &Config) {
             info!(route = %route.name, "route removed");
         }
     }
-    warn_insecure_backends(new);
+    log_warnings(new);
 }
 
 /// A weight in basis points as a percentage.
@@ -383,13 +430,17 @@ fn carry_runtime_state(old: &Snapshot, next: &Snapshot) {
     }
 }
 
-/// Warns about every backend with `tls_insecure_skip_verify`: at start and on
-/// every reload, so it cannot be forgotten.
-pub(crate) fn warn_insecure_backends(config: &Config) {
-    for backend in &config.backends {
-        if backend.tls_insecure_skip_verify {
-            warn!(backend = %backend.name, "tls_insecure_skip_verify is on: never in production");
-        }
+/// Logs every warning `check` prints about `config` (SPEC §2 *Warnings*), at
+/// start and on every reload, so none can be forgotten.
+pub(crate) fn log_warnings(config: &Config) {
+    for warning in &config.warnings {
+        warn!(
+            line = warning.line,
+            column = warning.column,
+            hint = warning.hint.as_deref(),
+            "config warning: {}",
+            warning.message
+        );
     }
 }
 

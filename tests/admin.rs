@@ -104,7 +104,9 @@ async fn config_shows_version_generation_and_path() {
             "loaded_at",
             "path",
             "last_error",
-            "overrides"
+            "overrides",
+            "last_error_at",
+            "restart_required",
         ])
     );
 }
@@ -728,6 +730,10 @@ async fn admin_token_guards_everything_but_health() {
         ("GET", "/metrics"),
         ("GET", "/routes"),
         ("POST", "/reload"),
+        // (v2) the status page, its history and the file's bytes too.
+        ("GET", "/"),
+        ("GET", "/status/history"),
+        ("GET", "/config/source"),
     ];
     let bearer = format!("Bearer {token}");
     let wrong = [
@@ -751,6 +757,28 @@ async fn admin_token_guards_everything_but_health() {
     // The unauthorised POSTs /reload did not reload; the authorised one did.
     let config = ask("GET", &url("/config"), Some(&bearer)).await.json();
     assert_eq!(config["generation"], 2);
+
+    // `diff` sends the token from the variable the file names.
+    let diff = |token: Option<&str>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_strangler"));
+        command
+            .args(["diff", "-c", proxy.path.to_str().unwrap(), "--admin"])
+            .arg(proxy.admin.to_string())
+            .env("RUST_LOG", "warn")
+            .env_remove(&var);
+        if let Some(token) = token {
+            command.env(&var, token);
+        }
+        command.output().unwrap()
+    };
+    let out = tokio::task::block_in_place(|| diff(Some(token)));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let out = tokio::task::block_in_place(|| diff(None));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("401"),
+        "{out:?}"
+    );
 
     for path in ["/healthz", "/readyz"] {
         assert_eq!(get(&url(path)).await.status, 200, "{path}");
@@ -868,4 +896,52 @@ async fn admin_401_carries_a_request_id() {
         refused.text()
     );
     assert!(proxy.exited().is_none());
+}
+
+// === new's failures in /routes ===
+
+/// SPEC §5 `/routes`: new's failed attempts are counted even when legacy
+/// answered after them, and when the client got new's own failure (a POST,
+/// which is not replayed): `errors` cannot hide a broken new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_count_new_failures_whoever_answered() {
+    let legacy = TestBackend::start("legacy").await;
+    let new = TestBackend::with_status("new", 503).await;
+    let routes = "[[routes]]\nname = \"pay\"\npath = \"/pay\"\nweight = 100\n";
+    // No ejection: every request tries new.
+    let new_keys = "[backends.new.outlier]\nconsecutive_failures = 0";
+    let config = support::config_with_new(&legacy.url(), &new.url(), new_keys, routes);
+    let proxy = TestProxy::start(&config).await;
+    // Three POSTs: new's 503 reaches the client (POST is not replayed).
+    for _ in 0..3 {
+        let answer = support::send_body("POST", &proxy.url("/pay/1"), b"{}").await;
+        assert_eq!(answer.status, 503);
+        assert_eq!(answer.header("x-strangler-backend"), Some("new"));
+    }
+    // Two GETs: new fails, legacy answers.
+    for _ in 0..2 {
+        let answer = get(&proxy.url("/pay/2")).await;
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.header("x-strangler-fallback"), Some("status-503"));
+    }
+    let routes = get(&proxy.admin_url("/routes")).await.json();
+    let pay = routes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "pay")
+        .unwrap();
+    assert_eq!(pay["requests"]["new"], 3, "{pay}");
+    assert_eq!(pay["requests"]["legacy"], 2, "{pay}");
+    assert_eq!(pay["requests"]["new_failed"], 5, "{pay}");
+    assert_eq!(
+        pay["attempts"]["new"],
+        json!({"total": 5, "failed": 5}),
+        "{pay}"
+    );
+    assert_eq!(
+        pay["attempts"]["legacy"],
+        json!({"total": 2, "failed": 0}),
+        "{pay}"
+    );
 }

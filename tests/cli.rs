@@ -90,7 +90,11 @@ weight = 150
 fn check_fails_on_a_missing_file() {
     let out = strangler(&["check", "-c", "/nonexistent/strangler.toml"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("/nonexistent/strangler.toml: the file does not exist"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -140,10 +144,12 @@ fn explain_shows_rewrite_flag_and_default() {
         "{stdout}"
     );
     assert!(stdout.contains("backend:   new"), "{stdout}");
+    // POST is not in replay_methods: only a connect error falls back.
     assert!(
-        stdout.contains("connect error, timeout, reset; body copied up to 1048576 bytes"),
+        stdout.contains("fallback:  to legacy on connect error; body copied up to 1048576 bytes"),
         "{stdout}"
     );
+    assert!(stdout.contains("POST is not in replay_methods"), "{stdout}");
 
     let out = strangler(&["explain", "-c", "config/demo.toml", "GET", "/about"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -207,10 +213,10 @@ fn start_demo() -> Demo {
     let child = Killed(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        // Read to the end, even once nobody listens: a closed pipe would
+        // make the demo's later writes fail.
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
+            let _ = tx.send(line);
         }
     });
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -225,8 +231,8 @@ fn start_demo() -> Demo {
         banner.push('\n');
         if let Some(url) = line.strip_prefix("strangler demo: proxy on ") {
             base = Some(url.trim().to_owned());
-        } else if let Some(rest) = line.strip_prefix("  admin API: curl -s ") {
-            let url = rest.trim().strip_suffix("/routes").expect("admin line");
+        } else if let Some(rest) = line.strip_prefix("  admin API on ") {
+            let url = rest.trim().strip_suffix(':').expect("admin line");
             admin = Some(url.to_owned());
         } else if let Some(rest) = line.strip_prefix("  live config: edit ") {
             let path = rest
@@ -397,6 +403,199 @@ fn check_defaults_to_config_strangler_toml_in_the_working_directory() {
     let out = check_in(empty.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("cannot read"), "{stderr}");
-    assert!(stderr.contains("config/strangler.toml"), "{stderr}");
+    // A missing file is reported as such, not as a position in it.
+    assert!(
+        stderr.contains("config/strangler.toml: the file does not exist"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(":0:0"), "{stderr}");
+}
+
+/// The demo's temp folder: `strangler-demo-<pid>` in the temp dir.
+fn demo_dir(pid: u32) -> PathBuf {
+    std::env::temp_dir().join(format!("strangler-demo-{pid}"))
+}
+
+#[test]
+fn demo_help_names_its_environment_knobs() {
+    let out = Command::new(BIN).args(["demo", "--help"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(stdout.contains("STRANGLER_DEMO_LISTEN"), "{stdout}");
+    assert!(stdout.contains("STRANGLER_DEMO_ADMIN"), "{stdout}");
+    let readme = include_str!("../README.md");
+    assert!(readme.contains("STRANGLER_DEMO_ADMIN"));
+    assert!(readme.contains("STRANGLER_DEMO_LISTEN"));
+}
+
+/// With its admin port taken, the demo takes a free one and says so; the
+/// banner names every address; SIGTERM removes its temp folder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_moves_a_taken_admin_port_and_cleans_up() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap();
+    let mut child = Command::new(BIN)
+        .arg("demo")
+        .env("STRANGLER_DEMO_LISTEN", "127.0.0.1:0")
+        .env("STRANGLER_DEMO_ADMIN", taken_addr.to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let stdout = child.stdout.take().unwrap();
+    let mut child = Killed(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Read to the end, even once nobody listens: a closed pipe would
+        // make the demo's later writes fail.
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut banner = String::new();
+    while !banner.contains("Press Ctrl-C to stop.") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|e| panic!("demo banner incomplete ({e}):\n{banner}"));
+        banner.push_str(&line);
+        banner.push('\n');
+    }
+    assert!(
+        banner.contains(&format!("note: {taken_addr} is taken")),
+        "{banner}"
+    );
+    let admin = banner
+        .lines()
+        .find_map(|l| l.strip_prefix("  admin API on "))
+        .and_then(|l| l.strip_suffix(':'))
+        .unwrap_or_else(|| panic!("{banner}"))
+        .to_owned();
+    assert_ne!(admin, format!("http://{taken_addr}"));
+    // Every address: proxy, both backends, the admin API and its page.
+    for needle in [
+        "proxy on http://127.0.0.1:",
+        "legacy echo backend on http://127.0.0.1:",
+        "new echo backend on http://127.0.0.1:",
+        "status page: http://127.0.0.1:",
+    ] {
+        assert!(banner.contains(needle), "{needle}:\n{banner}");
+    }
+    // The admin API there is this demo's.
+    let config = get(&format!("{admin}/config")).await.json();
+    let path = PathBuf::from(config["path"].as_str().unwrap());
+    assert!(path.starts_with(demo_dir(pid)), "{config}");
+    assert!(demo_dir(pid).is_dir());
+
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let start = Instant::now();
+    let exit = loop {
+        if let Some(exit) = child.0.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "demo did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "{exit}");
+    assert!(!demo_dir(pid).exists(), "temp folder left behind");
+    drop(taken);
+}
+
+/// A demo that cannot start (its proxy port is taken) leaves no temp folder.
+#[test]
+fn a_failed_demo_start_removes_its_temp_folder() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let child = Command::new(BIN)
+        .arg("demo")
+        .env(
+            "STRANGLER_DEMO_LISTEN",
+            taken.local_addr().unwrap().to_string(),
+        )
+        .env("STRANGLER_DEMO_ADMIN", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot listen on"), "{stderr}");
+    assert!(!demo_dir(pid).exists(), "temp folder left behind");
+}
+
+/// The README's `explain` sample is what the binary prints, byte for byte.
+#[test]
+fn readme_explain_sample_matches_the_binary() {
+    let readme = include_str!("../README.md");
+    let start = readme
+        .find("```console\n$ strangler explain")
+        .expect("the README's explain sample")
+        + "```console\n".len();
+    let block = &readme[start..start + readme[start..].find("```").unwrap()];
+    let mut commands = 0;
+    for sample in block.split("$ ").filter(|s| !s.is_empty()) {
+        let (command, expected) = sample.split_once('\n').unwrap();
+        let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+        let out = strangler(&args);
+        assert!(out.status.success(), "{command}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), expected, "{command}");
+        commands += 1;
+    }
+    assert_eq!(commands, 2);
+}
+
+/// A demo whose stdout is closed before it prints (a pipe whose reader went
+/// away) keeps serving: its banner is best effort.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_survives_a_closed_stdout() {
+    let (listen, admin) = (support::free_port(), support::free_port());
+    let mut child = Command::new(BIN)
+        .arg("demo")
+        .env("STRANGLER_DEMO_LISTEN", format!("127.0.0.1:{listen}"))
+        .env("STRANGLER_DEMO_ADMIN", format!("127.0.0.1:{admin}"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let mut child = Killed(child);
+    let ready = format!("http://127.0.0.1:{admin}/readyz");
+    eventually(DEADLINE, "the demo is ready", || {
+        let ready = ready.clone();
+        async move {
+            support::try_get(&ready)
+                .await
+                .is_some_and(|a| a.status == 200)
+        }
+    })
+    .await;
+    let answer = get(&format!("http://127.0.0.1:{listen}/about")).await;
+    assert_eq!(answer.status, 200);
+    assert!(child.0.try_wait().unwrap().is_none(), "the demo exited");
+    let pid = child.0.id();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let start = Instant::now();
+    while child.0.try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "demo did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!demo_dir(pid).exists());
 }

@@ -7,7 +7,7 @@
 //! `BadValue`, so a path of keys reads without unwrapping at each step.
 #![allow(clippy::unwrap_used)] // a panic is how a test or bench reports failure
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -27,14 +27,18 @@ fn strangler(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_strangler"))
         .args(args)
         .env_remove("STRANGLER_CONFIG")
+        // The Kubernetes manifests take the admin token from a Secret, set
+        // where the proxy runs; without it `check` warns.
+        .env("STRANGLER_ADMIN_TOKEN", "from-the-secret")
         .stdin(Stdio::null())
         .output()
         .expect("run strangler")
 }
 
-/// `strangler check -c PATH` must exit 0.
+/// `strangler check --strict -c PATH` must exit 0: a shipped example has no
+/// warning either.
 fn assert_check_passes(path: &Path, what: &str) {
-    let out = strangler(&["check", "-c", path.to_str().unwrap()]);
+    let out = strangler(&["check", "--strict", "-c", path.to_str().unwrap()]);
     assert!(
         out.status.success(),
         "strangler check failed on {what} ({}):\n{}{}",
@@ -722,4 +726,122 @@ fn readme_quick_start_test_command_is_what_ci_runs() {
         commands[1], ci_test,
         "README and .ci/run must run the same tests"
     );
+}
+
+// === (v2) shipping fixes ===
+
+/// `# syntax=` makes BuildKit fetch a frontend image: offline and air-gapped
+/// builds fail for nothing.
+#[test]
+fn dockerfile_fetches_no_frontend() {
+    let text = read("Dockerfile");
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.trim_start().to_ascii_lowercase().starts_with("# syntax")),
+        "drop the # syntax= line"
+    );
+}
+
+/// A Dockerfile stage: its name (`AS NAME`), then its instructions, `FROM` included.
+type Stage = (Option<String>, Vec<(String, String)>);
+
+/// The stages of the Dockerfile, in order.
+fn stages() -> Vec<Stage> {
+    let mut stages: Vec<Stage> = Vec::new();
+    for (keyword, args) in dockerfile() {
+        if keyword == "FROM" {
+            let name = args
+                .split_once(" AS ")
+                .or_else(|| args.split_once(" as "))
+                .map(|(_, n)| n.trim().to_owned());
+            stages.push((name, Vec::new()));
+        }
+        if let Some((_, instructions)) = stages.last_mut() {
+            instructions.push((keyword, args));
+        }
+    }
+    stages
+}
+
+/// The echo backends run the `echo` stage, which exposes no port of the
+/// proxy's; the Rust build runs once: one service builds each image, and
+/// every service's image is one a service builds.
+#[test]
+fn compose_builds_each_image_once_and_echo_exposes_nothing() {
+    let stages = stages();
+    let echo = stages
+        .iter()
+        .find(|(name, _)| name.as_deref() == Some("echo"))
+        .expect("an `echo` stage");
+    assert!(
+        !echo
+            .1
+            .iter()
+            .any(|(k, _)| k == "EXPOSE" || k == "HEALTHCHECK"),
+        "the echo stage must not expose the proxy's ports: {:?}",
+        echo.1
+    );
+    assert!(
+        stages
+            .iter()
+            .filter(|(_, s)| s
+                .iter()
+                .any(|(k, a)| k == "RUN" && a.contains("cargo build --release")))
+            .count()
+            == 1,
+        "one stage compiles"
+    );
+
+    let compose = compose();
+    let mut built: BTreeMap<String, String> = BTreeMap::new();
+    let mut used: Vec<(String, String)> = Vec::new();
+    for (name, service) in entries(&compose["services"]) {
+        let image = service["image"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name} names its image"))
+            .to_owned();
+        let build = &service["build"];
+        if !build.is_badvalue() {
+            let target = build["target"].as_str().unwrap_or("(default)").to_owned();
+            assert!(
+                built.insert(image.clone(), target).is_none(),
+                "{image} is built by two services"
+            );
+        } else {
+            used.push((name.to_owned(), image));
+        }
+    }
+    assert_eq!(
+        built.get("strangler:local").map(String::as_str),
+        Some("(default)")
+    );
+    assert_eq!(
+        built.get("strangler-echo:local").map(String::as_str),
+        Some("echo")
+    );
+    for (name, image) in used {
+        assert!(
+            built.contains_key(&image),
+            "{name} uses {image}, which no service builds"
+        );
+    }
+    for backend in ["legacy", "new"] {
+        let image = compose["services"][backend]["image"].as_str().unwrap();
+        assert_eq!(
+            image, "strangler-echo:local",
+            "{backend} runs the echo image"
+        );
+    }
+}
+
+/// The README's compose curl block has the fallback example the compose
+/// file's header shows.
+#[test]
+fn readme_compose_block_shows_the_fallback() {
+    let readme = read("README.md");
+    let section = &readme[readme.find("## docker-compose").unwrap()..];
+    let block = &section[..section.find("\n```\n").unwrap()];
+    assert!(block.contains("localhost:8080/api/payments/42"), "{block}");
+    assert!(read("docker-compose.yml").contains("localhost:8080/api/payments/42"));
 }

@@ -717,3 +717,73 @@ async fn debug_headers_can_be_turned_off() {
     }
     assert_eq!((legacy.count(), new.count()), (1, 1));
 }
+
+// === the sticky cookie (SPEC §3.2, v2) ===
+
+/// `set_cookie = true`: a request without the cookie gets a fresh random key
+/// in a `Set-Cookie`, and its side is the one that key's bucket gives; sent
+/// back, the key keeps the user on that side. A request with the cookie gets
+/// no new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_cookie_gives_anonymous_users_a_sticky_key() {
+    let route = "[[routes]]\nname = \"users\"\npath = \"/users\"\nweight = 25\nsticky = \"cookie:sid\"\nset_cookie = true\ncohort = \"people\"\n";
+    let (_legacy, _new, service) = start(route).await;
+    let mut keys = HashSet::new();
+    let mut sides = HashSet::new();
+    for _ in 0..40 {
+        let answer = service.get("/users/me").await;
+        let side = served_by(&answer);
+        let cookie = answer
+            .header("set-cookie")
+            .unwrap_or_else(|| panic!("no set-cookie: {answer:?}"))
+            .to_owned();
+        let (pair, attributes) = cookie.split_once("; ").unwrap();
+        assert_eq!(
+            attributes,
+            "Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax"
+        );
+        let key = pair.strip_prefix("sid=").unwrap().to_owned();
+        // At least 64 random bits, URL-safe.
+        assert!(key.len() >= 16, "{key}");
+        assert!(key.bytes().all(|b| b.is_ascii_alphanumeric()), "{key}");
+        // The side is the key's bucket at 25%.
+        let bucket = strangler::route::sticky_bucket("people", key.as_bytes());
+        let expected = if bucket < 2500 { "new" } else { "legacy" };
+        assert_eq!(side, expected, "key {key}, bucket {bucket}");
+        // Sent back, the key keeps its side and gets no new cookie.
+        for _ in 0..3 {
+            let again = service
+                .send(
+                    request("GET", "/users/other")
+                        .header("cookie", format!("sid={key}"))
+                        .body(Full::default())
+                        .unwrap(),
+                )
+                .await;
+            assert_eq!(served_by(&again), expected);
+            assert!(again.header("set-cookie").is_none(), "{again:?}");
+        }
+        sides.insert(side);
+        assert!(keys.insert(key), "a key was issued twice");
+    }
+    // 40 fresh keys at 25%: both sides (a miss has odds 0.75^40 + 0.25^40).
+    assert_eq!(sides.len(), 2, "{sides:?}");
+
+    // Without set_cookie, no cookie is set.
+    let (_l, _n, service) = start(&users_route("cookie:sid")).await;
+    let answer = service.get("/users/me").await;
+    assert!(answer.header("set-cookie").is_none(), "{answer:?}");
+}
+
+#[test]
+fn set_cookie_needs_a_cookie_sticky_key() {
+    let text = "[backends.legacy]\nurl = \"http://127.0.0.1:1\"\n[backends.new]\nurl = \"http://127.0.0.1:2\"\n[[routes]]\npath = \"/a\"\nweight = 10\nsticky = \"header:x-user\"\nset_cookie = true\n";
+    let errors = strangler::config::parse(text, std::path::Path::new("t.toml")).unwrap_err();
+    assert_eq!(errors.errors.len(), 1, "{errors}");
+    assert_eq!((errors.errors[0].line, errors.errors[0].column), (9, 14));
+    assert!(
+        errors.errors[0]
+            .message
+            .contains("set_cookie needs a cookie sticky key")
+    );
+}

@@ -66,6 +66,7 @@ pub(super) fn route_json(snapshot: &Snapshot, compiled: &CompiledRoute) -> Value
         "legacy": config.backend(route.legacy).name,
         "new": config.backend(route.new).name,
         "requests": requests(&handles.counters, true),
+        "attempts": super::attempts_json(&handles.counters),
         "fallbacks": fallbacks(&handles.counters),
         "stats": {
             "window": format!("{}s", stats.new.length().as_secs()),
@@ -112,6 +113,7 @@ fn default_route(snapshot: &Snapshot) -> Value {
         "legacy": config.backend(config.default_legacy).name,
         "new": null,
         "requests": requests(counters, false),
+        "attempts": super::attempts_json(counters),
         "fallbacks": fallbacks(counters),
         "stats": null,
         "new_available": null,
@@ -123,6 +125,7 @@ fn requests(counters: &RouteCounters, has_new: bool) -> Value {
         "legacy": counters.legacy.load(Ordering::Relaxed),
         "new": if has_new { counters.new.load(Ordering::Relaxed) } else { 0 },
         "errors": counters.errors.load(Ordering::Relaxed),
+        "new_failed": if has_new { counters.new_failures.load(Ordering::Relaxed) } else { 0 },
     })
 }
 

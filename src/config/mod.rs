@@ -26,6 +26,7 @@ mod server;
 mod shadow;
 pub mod units;
 mod validate;
+mod warnings;
 
 #[cfg(test)]
 mod tests;
@@ -63,14 +64,19 @@ impl fmt::Display for ConfigErrors {
             if i > 0 {
                 writeln!(f)?;
             }
-            write!(
-                f,
-                "{}:{}:{}: {}",
-                self.path.display(),
-                e.line,
-                e.column,
-                e.message
-            )?;
+            if e.line == 0 {
+                // A problem with the file as a whole has no position to show.
+                write!(f, "{}: {}", self.path.display(), e.message)?;
+            } else {
+                write!(
+                    f,
+                    "{}:{}:{}: {}",
+                    self.path.display(),
+                    e.line,
+                    e.column,
+                    e.message
+                )?;
+            }
             if let Some(hint) = &e.hint {
                 write!(f, "\n  help: {hint}")?;
             }
@@ -85,6 +91,11 @@ impl std::error::Error for ConfigErrors {}
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     match std::fs::read(path) {
         Ok(bytes) => parse_bytes(bytes, path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ConfigErrors::whole_file(
+            path,
+            "the file does not exist".into(),
+            "check the path given with -c or $STRANGLER_CONFIG (default: config/strangler.toml)",
+        )),
         Err(e) => Err(ConfigErrors::whole_file(
             path,
             format!("cannot read the file: {e}"),

@@ -55,6 +55,11 @@ impl Config {
     pub fn backend(&self, id: BackendId) -> &BackendConfig {
         &self.backends[id.index()]
     }
+
+    /// The name of `defaults.legacy`.
+    pub fn default_legacy_name(&self) -> &str {
+        &self.backend(self.default_legacy).name
+    }
 }
 
 /// A whole, validated configuration file.
@@ -73,7 +78,14 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// `defaults.legacy`: where requests that no route matches go (route `_default`).
     pub default_legacy: BackendId,
+    /// The file's text, exactly as loaded (`GET /config/source`).
+    pub source: std::sync::Arc<str>,
+    /// What `check` warns about (SPEC §2 *Warnings*); never blocks a load.
+    pub warnings: Vec<ConfigWarning>,
 }
+
+/// A warning about a valid config: with a position (0 when none) and a fix.
+pub type ConfigWarning = super::ConfigError;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
@@ -334,6 +346,9 @@ pub struct RouteConfig {
     /// Share of traffic for new in basis points (percent × 100), `0..=10000`.
     pub weight_bp: u16,
     pub sticky: Option<Sticky>,
+    /// With a `cookie:` sticky key: a request without the cookie gets a fresh
+    /// random key and a `Set-Cookie` for it (SPEC §3.2).
+    pub set_cookie: bool,
     pub cohort: String,
     /// Replaces the matched prefix for the new backend only.
     pub rewrite: Option<String>,

@@ -17,6 +17,7 @@ use super::flags::read_flags;
 use super::reader::{Lines, Problems, Table};
 use super::routes::{RouteEnv, read_routes};
 use super::server::read_server;
+use super::warnings::warnings;
 use super::{Config, ConfigErrors, version_of};
 
 const ROOT_KEYS: &[&str] = &["server", "defaults", "backends", "flags", "routes"];
@@ -58,7 +59,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     if !p.is_empty() {
         return Err(p.into_errors(&lines, path));
     }
-    Ok(Config {
+    let mut config = Config {
         path: path.to_owned(),
         version: version_of(text.as_bytes()),
         server,
@@ -66,7 +67,15 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         flags,
         routes,
         default_legacy,
-    })
+        source: text.into(),
+        warnings: Vec::new(),
+    };
+    let mut w = Problems::default();
+    warnings(&mut w, &config, doc.get_ref(), |var| {
+        std::env::var(var).ok()
+    });
+    config.warnings = w.into_errors(&lines, path).errors;
+    Ok(config)
 }
 
 /// How to fix a TOML syntax error, from toml's message.

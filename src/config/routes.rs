@@ -9,7 +9,8 @@ use super::defaults::{Defaults, NameRef, backend_ref};
 use super::fallback::read_fallback;
 use super::rate_limit::read_rate_limit;
 use super::reader::{
-    Lines, Problems, Table, Value, expect_array, expect_str, expect_table, field, suggest,
+    Lines, Problems, Table, Value, expect_array, expect_bool, expect_str, expect_table, field,
+    suggest,
 };
 use super::rollout::{read_ramp, read_rollback, weight};
 use super::shadow::read_shadow;
@@ -34,6 +35,7 @@ const ROUTE_KEYS: &[&str] = &[
     "rollback",
     "rate_limit",
     "shadow",
+    "set_cookie",
 ];
 
 /// What every route is checked against.
@@ -216,6 +218,7 @@ fn read_route(
         flag,
         weight_bp: field(p, &t, "weight", weight).unwrap_or(default_weight),
         sticky: field(p, &t, "sticky", sticky),
+        set_cookie: false,
         rewrite: field(p, &t, "rewrite", |p, v| route_path(p, v, "rewrite")),
         legacy: legacy.unwrap_or(BackendId::new(0)),
         new: new.unwrap_or(BackendId::new(0)),
@@ -226,6 +229,17 @@ fn read_route(
         shadow: read_shadow(p, &t),
         line: lines.line(t.at),
     };
+    let mut route = route;
+    if let Some(v) = t.get("set_cookie") {
+        route.set_cookie = expect_bool(p, v).unwrap_or(false);
+        if route.set_cookie && !matches!(route.sticky, Some(Sticky::Cookie(_))) {
+            p.add(
+                v.span().start,
+                "set_cookie needs a cookie sticky key",
+                "add sticky = \"cookie:NAME\" to the route, or remove set_cookie",
+            );
+        }
+    }
     Some(ParsedRoute {
         route,
         at: t.at,

@@ -1,5 +1,6 @@
 //! The record of one request, handed to the observer once it is answered.
 
+use std::net::IpAddr;
 use std::time::Instant;
 
 use http::{HeaderValue, Method, StatusCode, Uri};
@@ -32,8 +33,8 @@ pub struct Exchange {
     pub started: Instant,
     /// `x-request-id`, as set by the service stack.
     pub request_id: Option<HeaderValue>,
-    /// The client's address (SPEC §3.9), once known.
-    pub client: Option<std::net::IpAddr>,
+    /// The client's address (the TCP peer), when the listener recorded it.
+    pub client: Option<IpAddr>,
 }
 
 impl Exchange {

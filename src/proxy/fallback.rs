@@ -143,20 +143,39 @@ pub(super) async fn forward_with_fallback(
     };
     // The failed answer's body is discarded unread.
     drop(attempt);
-    warn!(
-        route = %config.name,
-        reason = reason.label(),
-        method = %request.method,
-        path = request.path,
-        request_id = request.headers.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()),
-        "new failed, replaying to legacy"
-    );
+    // At most one line per route per second, naming how many were held back:
+    // a broken new must not flood the log (every fallback is in the metrics).
+    if let Some(suppressed) = route
+        .handles
+        .counters
+        .fallback_log
+        .admit(log_clock_ms(), FALLBACK_LOG_PERIOD_MS)
+    {
+        warn!(
+            route = %config.name,
+            reason = reason.label(),
+            method = %request.method,
+            path = request.path,
+            request_id = request.headers.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()),
+            suppressed,
+            "new failed, replaying to legacy"
+        );
+    }
     let path = request.path;
     let replayed = try_backend(snapshot, request, Target::Legacy, path, replay_body, true).await;
     Ok(Forwarded {
         fallback: Some(reason),
         ..Forwarded::new(config.legacy, replayed)?
     })
+}
+
+/// One fallback warning per route per this period; the others are counted.
+const FALLBACK_LOG_PERIOD_MS: u64 = 1_000;
+
+/// Milliseconds since the first call, plus one (the limiter's clock must not be 0).
+fn log_clock_ms() -> u64 {
+    static ORIGIN: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+    u64::try_from(ORIGIN.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1
 }
 
 /// Sends the request to the route's `side` (`_default`: its legacy) with

@@ -49,7 +49,7 @@ pub(crate) use exchange::{Exchange, Observer};
 pub(crate) use fallback::FallbackReason;
 use fallback::Forwarded;
 
-pub(crate) use attempt::Attempts;
+pub(crate) use attempt::{AttemptResult, Attempts};
 
 use copy::{COPY_BUDGET_BYTES, CopyBudget, CopyLimits};
 use outgoing::Outgoing;
@@ -148,8 +148,10 @@ async fn handle(
     let (mut parts, body) = req.into_parts();
     // Taken out so the routing result can borrow it while the parts move on.
     let uri = std::mem::take(&mut parts.uri);
+    let mut set_cookie = None;
     let outcome = match route_request(snapshot, &parts, &uri, upgrade.is_some()) {
-        Ok(routed) => {
+        Ok(mut routed) => {
+            set_cookie = routed.set_cookie.take();
             exchange.route = routed.decision.route;
             exchange.to_new = routed.decision.target == Target::New;
             exchange.client = Some(routed.client_ip);
@@ -183,6 +185,11 @@ async fn handle(
         }
     };
     gone.exchange = None;
+    if let Some(cookie) = set_cookie {
+        response
+            .headers_mut()
+            .append(http::header::SET_COOKIE, cookie);
+    }
     exchange.status = response.status();
     if snapshot.config.server.debug_headers {
         add_debug_headers(snapshot, &exchange, response.headers_mut());

@@ -6,14 +6,15 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::SystemTime;
 
 use http::Uri;
-use http::header::HeaderValue;
+use http::header::{COOKIE, HeaderValue};
 use http::request::Parts;
 
 use crate::cidr::Cidr;
+use crate::config::Sticky;
 use crate::error::ProxyError;
 use crate::headers;
 use crate::route::{self, Decision, RequestInfo};
-use crate::server::ClientAddr;
+use crate::server::{ClientAddr, ClientTls};
 use crate::snapshot::Snapshot;
 
 /// What the proxy derives once from the client's request, before forwarding.
@@ -35,6 +36,8 @@ pub(super) struct Routed<'u> {
     pub trusted_peer: bool,
     /// An HTTP/1.1 upgrade (WebSocket) request.
     pub upgrade: bool,
+    /// The `Set-Cookie` of a fresh sticky key (SPEC §3.2 `set_cookie`).
+    pub set_cookie: Option<HeaderValue>,
 }
 
 /// Normalises the path and decides the request's route and backend.
@@ -78,9 +81,29 @@ pub(super) fn route_request<'u>(
         draw: fastrand::u16(..route::BUCKETS),
         now: SystemTime::now(),
     };
-    let decision = route::decide(&snapshot.config, &snapshot.router, &info, inputs, |id| {
-        snapshot.route(id).handles.runtime()
-    });
+    let runtime = |id| snapshot.route(id).handles.runtime();
+    let mut decision = route::decide(&snapshot.config, &snapshot.router, &info, inputs, runtime);
+    let mut set_cookie = None;
+    let route = decision.route.map(|id| snapshot.config.route(id));
+    if let Some(route) = route.filter(|r| r.set_cookie)
+        && let Some(Sticky::Cookie(name)) = &route.sticky
+        && route::cookie_value(&parts.headers, name).is_none()
+    {
+        // The decision is made again as if the client had sent the fresh
+        // key, so its bucket comes from the key, by every rule of the decision.
+        let key = fresh_key();
+        let mut headers = parts.headers.clone();
+        if let Ok(cookie) = HeaderValue::from_str(&format!("{name}={key}")) {
+            headers.append(COOKIE, cookie);
+            let info = RequestInfo {
+                headers: &headers,
+                ..info
+            };
+            decision = route::decide(&snapshot.config, &snapshot.router, &info, inputs, runtime);
+            let secure = parts.extensions.get::<ClientTls>().is_some();
+            set_cookie = set_cookie_value(name, &key, secure);
+        }
+    }
     Ok(Routed {
         decision,
         path,
@@ -90,6 +113,7 @@ pub(super) fn route_request<'u>(
         peer_ip,
         trusted_peer,
         upgrade,
+        set_cookie,
     })
 }
 
@@ -179,6 +203,21 @@ fn valid_host(host: &[u8]) -> bool {
         }
         Err(_) => false,
     }
+}
+
+/// A fresh sticky key: 128 random bits as 32 lowercase hex digits (URL-safe).
+fn fresh_key() -> String {
+    format!("{:032x}", fastrand::u128(..))
+}
+
+/// `NAME=KEY; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax`, plus
+/// `Secure` when the client came over https.
+fn set_cookie_value(name: &str, key: &str, secure: bool) -> Option<HeaderValue> {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{name}={key}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax{secure}"
+    ))
+    .ok()
 }
 
 #[cfg(test)]

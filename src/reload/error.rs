@@ -18,7 +18,7 @@ pub enum ReloadError {
     /// The config file could not be read. Shown in the `path:line:column`
     /// form of [`ConfigErrors`], with no position.
     #[error(
-        "{}:0:0: cannot read the file: {source}\n  help: restore the file; the current config keeps serving",
+        "{}: cannot read the file: {source}\n  help: restore the file; the current config keeps serving",
         path.display()
     )]
     Read { path: PathBuf, source: io::Error },

@@ -94,6 +94,12 @@ fn forced(config: &Config, req: &RequestInfo<'_>) -> Option<Target> {
     }
 }
 
+/// The share the file alone gives the route now (its flag and ramp, no
+/// runtime state), as a percentage: what `check`, `explain` and `diff` show.
+pub fn file_weight_percent(route: &RouteConfig) -> f64 {
+    effective_weight(route, SystemTime::now(), RouteRuntime::default()).percent()
+}
+
 /// The route's share for new at `now` (SPEC §3.2 steps 2–5): 0 when rolled
 /// back; else an override's weight; else 0 when its flag (or the flag's
 /// override) is false; else the ramp's step once the ramp has started; else
@@ -166,7 +172,7 @@ fn bucket(route: &RouteConfig, req: &RequestInfo<'_>, draw: u16) -> (u16, Bucket
 /// The value of the first cookie called `name` (case-sensitive) in the request's
 /// `Cookie` header(s), as sent: not unquoted, not decoded. An empty value counts as
 /// absent, so that clients sending `name=` are not all put in one bucket.
-fn cookie_value<'h>(headers: &'h http::HeaderMap, name: &str) -> Option<&'h [u8]> {
+pub(crate) fn cookie_value<'h>(headers: &'h http::HeaderMap, name: &str) -> Option<&'h [u8]> {
     headers
         .get_all(COOKIE)
         .iter()

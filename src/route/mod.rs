@@ -23,7 +23,8 @@ use http::{HeaderMap, Method};
 use crate::config::{BackendId, RouteId};
 
 pub use crate::path::normalize_path;
-pub use decide::{decide, effective_weight, rewrite_path};
+pub(crate) use decide::cookie_value;
+pub use decide::{decide, effective_weight, file_weight_percent, rewrite_path};
 pub use hash::{BUCKETS, sticky_bucket, sticky_hash};
 pub use table::Router;
 

@@ -32,6 +32,7 @@ pub(crate) fn route(name: &str, path: &str) -> RouteConfig {
         flag: None,
         weight_bp: 0,
         sticky: None,
+        set_cookie: false,
         cohort: name.to_owned(),
         rewrite: None,
         legacy: LEGACY,
@@ -166,6 +167,8 @@ pub(crate) fn config(routes: Vec<RouteConfig>) -> Config {
         flags,
         routes,
         default_legacy: LEGACY,
+        source: "".into(),
+        warnings: Vec::new(),
     }
 }
 

@@ -2,7 +2,8 @@
 //! the snapshot for each route, fed by the request path and telemetry, read
 //! by the admin API and the metrics.
 //!
-//! - [`RouteCounters`]: answers by side, for `/routes`;
+//! - [`RouteCounters`]: answers and attempts by side, for `/routes`;
+//! - [`History`]: the last 15 minutes, one point a minute, for the status page;
 //! - [`window`]: the live statistics over a sliding window (SPEC §3.6);
 //! - [`verdict`]: whether those statistics trip the rollback.
 
@@ -32,6 +33,19 @@ pub struct RouteCounters {
     pub fallback_reasons: [AtomicU64; FALLBACK_REASONS.len()],
     /// Answers made by the proxy itself (413, 502, 504 ...).
     pub errors: AtomicU64,
+    /// Attempts on the route's legacy backend, failed ones included.
+    pub legacy_attempts: AtomicU64,
+    /// Attempts on legacy that failed (a status in `on_status`, connect
+    /// error, timeout, reset).
+    pub legacy_failures: AtomicU64,
+    /// Attempts on the route's new backend, including those whose request
+    /// was then replayed to legacy.
+    pub new_attempts: AtomicU64,
+    /// Attempts on new that failed, counted before any fallback: an answer
+    /// legacy gave afterwards does not hide them.
+    pub new_failures: AtomicU64,
+    /// Fallback warnings in the log, rate-limited (see [`LogLimiter`]).
+    pub fallback_log: LogLimiter,
 }
 
 /// The reasons of a fallback, as metrics and `/routes` name them.
@@ -45,6 +59,164 @@ impl RouteCounters {
         if let Some(i) = FALLBACK_REASONS.iter().position(|r| *r == reason) {
             self.fallback_reasons[i].fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// Lets one log line through per `period`, counting the ones it holds back
+/// so the next line can say how many were suppressed. Lock-free.
+#[derive(Debug, Default)]
+pub struct LogLimiter {
+    /// Milliseconds (since an arbitrary origin) when the last line was let through; 0: never.
+    last_ms: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl LogLimiter {
+    /// `Some(n)` when a line may be written now at `now_ms` (with `n` lines
+    /// suppressed since the last one), `None` when it is held back and counted.
+    /// `now_ms` must be greater than 0 and not decrease.
+    pub fn admit(&self, now_ms: u64, period_ms: u64) -> Option<u64> {
+        let last = self.last_ms.load(Ordering::Relaxed);
+        if last != 0 && now_ms.saturating_sub(last) < period_ms {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        match self
+            .last_ms
+            .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => Some(self.suppressed.swap(0, Ordering::Relaxed)),
+            // Another thread let its line through at the same moment.
+            Err(_) => {
+                self.suppressed.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+}
+
+/// One point of a route's history: what happened in one minute.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(crate) struct MinutePoint {
+    /// Seconds since the Unix epoch at the end of the minute.
+    pub at: u64,
+    /// Answers from legacy and from new in the minute.
+    pub legacy: u64,
+    pub new: u64,
+    /// Attempts on new, and those that failed, in the minute.
+    pub new_attempts: u64,
+    pub new_failures: u64,
+}
+
+impl MinutePoint {
+    /// Percent of the minute's answers that came from new; `None` with no answer.
+    pub(crate) fn new_share(&self) -> Option<f64> {
+        let total = self.legacy + self.new;
+        (total > 0).then(|| self.new as f64 * 100.0 / total as f64)
+    }
+
+    /// Percent of the minute's attempts on new that failed; `None` with no attempt.
+    pub(crate) fn error_rate(&self) -> Option<f64> {
+        (self.new_attempts > 0).then(|| self.new_failures as f64 * 100.0 / self.new_attempts as f64)
+    }
+}
+
+/// The totals a history point is the difference of.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Totals {
+    pub legacy: u64,
+    pub new: u64,
+    pub new_attempts: u64,
+    pub new_failures: u64,
+}
+
+impl RouteCounters {
+    pub fn totals(&self) -> Totals {
+        Totals {
+            legacy: self.legacy.load(Ordering::Relaxed),
+            new: self.new.load(Ordering::Relaxed),
+            new_attempts: self.new_attempts.load(Ordering::Relaxed),
+            new_failures: self.new_failures.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// How many one-minute points a route's history keeps: 15 minutes.
+pub(crate) const HISTORY_POINTS: usize = 15;
+
+/// A route's last [`HISTORY_POINTS`] minutes, a ring buffer fed once a minute
+/// by the history task from the route's counters (never by a request).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct History {
+    points: std::collections::VecDeque<MinutePoint>,
+    /// The totals at the last tick; `None` before the first.
+    last: Option<Totals>,
+}
+
+impl History {
+    /// Records the minute ending at `at` from the counters' `totals` now; the
+    /// oldest point goes when the ring is full. The first tick only sets the base.
+    /// Counters that went down (cannot happen, but a reset would) count as 0.
+    pub(crate) fn tick(&mut self, at: u64, totals: Totals) {
+        if let Some(last) = self.last {
+            if self.points.len() == HISTORY_POINTS {
+                self.points.pop_front();
+            }
+            self.points.push_back(MinutePoint {
+                at,
+                legacy: totals.legacy.saturating_sub(last.legacy),
+                new: totals.new.saturating_sub(last.new),
+                new_attempts: totals.new_attempts.saturating_sub(last.new_attempts),
+                new_failures: totals.new_failures.saturating_sub(last.new_failures),
+            });
+        }
+        self.last = Some(totals);
+    }
+
+    /// Oldest first.
+    pub(crate) fn points(&self) -> impl Iterator<Item = &MinutePoint> {
+        self.points.iter()
+    }
+}
+
+/// Every route's [`History`], by route name, so it survives reloads for
+/// routes that keep their name. Locked once a minute by the history task and
+/// when the status page is read; never on the request path.
+#[derive(Debug, Default)]
+pub(crate) struct Histories(std::sync::Mutex<std::collections::HashMap<String, History>>);
+
+impl Histories {
+    /// Closes the minute ending at `at` for every route in `routes`; routes
+    /// not in it are forgotten.
+    pub(crate) fn tick<'a>(&self, at: u64, routes: impl Iterator<Item = (&'a str, Totals)>) {
+        let mut book = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut kept = std::collections::HashMap::with_capacity(book.len());
+        for (name, totals) in routes {
+            let mut history = book.remove(name).unwrap_or_default();
+            history.tick(at, totals);
+            kept.insert(name.to_owned(), history);
+        }
+        *book = kept;
+    }
+
+    /// The route's closed minutes, oldest first, then the minute in progress
+    /// (from `now_totals`, at `now`).
+    pub(crate) fn points(&self, name: &str, now_totals: Totals, now: u64) -> Vec<MinutePoint> {
+        let book = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(history) = book.get(name) else {
+            return Vec::new();
+        };
+        let mut points: Vec<MinutePoint> = history.points().copied().collect();
+        if let Some(last) = history.last {
+            points.push(MinutePoint {
+                at: now,
+                legacy: now_totals.legacy.saturating_sub(last.legacy),
+                new: now_totals.new.saturating_sub(last.new),
+                new_attempts: now_totals.new_attempts.saturating_sub(last.new_attempts),
+                new_failures: now_totals.new_failures.saturating_sub(last.new_failures),
+            });
+        }
+        points
     }
 }
 
@@ -96,5 +268,43 @@ impl RouteStats {
                     Ordering::Relaxed,
                 )
                 .is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limiter_lets_one_line_per_period_and_counts_the_rest() {
+        let limiter = LogLimiter::default();
+        assert_eq!(limiter.admit(1_000, 1_000), Some(0));
+        assert_eq!(limiter.admit(1_001, 1_000), None);
+        assert_eq!(limiter.admit(1_999, 1_000), None);
+        assert_eq!(limiter.admit(2_000, 1_000), Some(2));
+        assert_eq!(limiter.admit(5_000, 1_000), Some(0));
+    }
+
+    #[test]
+    fn history_keeps_fifteen_minutes_of_differences() {
+        let mut history = History::default();
+        let totals = |n: u64| Totals {
+            legacy: 3 * n,
+            new: n,
+            new_attempts: 2 * n,
+            new_failures: n / 2,
+        };
+        history.tick(0, totals(0));
+        assert_eq!(history.points().count(), 0);
+        for minute in 1..=20 {
+            history.tick(minute * 60, totals(minute * 10));
+        }
+        let points: Vec<_> = history.points().copied().collect();
+        assert_eq!(points.len(), HISTORY_POINTS);
+        assert_eq!(points[0].at, 6 * 60);
+        assert_eq!(points[14].at, 20 * 60);
+        assert_eq!(points[14].new_share(), Some(25.0));
+        assert_eq!(points[14].error_rate(), Some(25.0));
+        assert_eq!(MinutePoint::default().new_share(), None);
     }
 }
