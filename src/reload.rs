@@ -14,6 +14,7 @@ use tracing::{debug, info, warn};
 use crate::backend::probe::Prober;
 use crate::config::{self, Config, RouteConfig, ServerConfig};
 use crate::metrics::Metrics;
+use crate::route::file_weight_percent;
 use crate::snapshot::{SharedSnapshot, Snapshot};
 use crate::tls::{self, ServerTls};
 use rustls::sign::CertifiedKey;
@@ -328,20 +329,29 @@ fn log_changes(old: &Config, new: &Config) {
             info!(route = name, path = %route.path, weight = percent(route.weight_bp), "route added");
             continue;
         };
-        if was.weight_bp != route.weight_bp {
+        let (from, to) = (file_weight_percent(was), file_weight_percent(route));
+        if was.weight_bp != route.weight_bp || from != to {
             info!(
                 route = name,
-                from = percent(was.weight_bp),
-                to = percent(route.weight_bp),
+                from,
+                to,
+                flag = route.flag.as_ref().map(|(flag, _)| flag.as_str()),
+                because = if was.weight_bp == route.weight_bp {
+                    "flag"
+                } else {
+                    "weight"
+                },
                 "route weight changed"
             );
         }
-        if was.flag != route.flag {
-            let show = |flag: &Option<(String, bool)>| {
-                flag.as_ref()
-                    .map_or("none".to_owned(), |(n, v)| format!("{n}={v}"))
-            };
-            info!(route = name, from = %show(&was.flag), to = %show(&route.flag), "route flag changed");
+        let flag_name = |flag: &Option<(String, bool)>| flag.as_ref().map(|(n, _)| n.clone());
+        if flag_name(&was.flag) != flag_name(&route.flag) {
+            info!(
+                route = name,
+                from = flag_name(&was.flag).as_deref().unwrap_or("none"),
+                to = flag_name(&route.flag).as_deref().unwrap_or("none"),
+                "route flag changed"
+            );
         }
         if was.ramp != route.ramp {
             let steps = route.ramp.as_ref().map(|r| {

@@ -61,6 +61,9 @@ weight = 30
 
 [routes.fallback]
 on_status = [200, 503]
+
+[routes.rollback]
+max_error_rate = 5
 "#;
 
 #[test]
@@ -83,6 +86,7 @@ fn check_warns_without_failing_and_strict_fails() {
         ("17:1:", "flag \"forgotten\" is not used by any route"),
         ("22:10:", "sends 30% to new with no sticky key"),
         ("25:13:", "on_status has 200 below 500"),
+        ("27:1:", "has a rollback but server.state_file is not set"),
     ] {
         let line = stderr
             .lines()
@@ -93,8 +97,8 @@ fn check_warns_without_failing_and_strict_fails() {
             "{line}"
         );
     }
-    assert_eq!(stderr.matches("\n  help: ").count(), 7, "{stderr}");
-    assert!(stderr.contains("7 warning(s) (not blocking)"), "{stderr}");
+    assert_eq!(stderr.matches("\n  help: ").count(), 8, "{stderr}");
+    assert!(stderr.contains("8 warning(s) (not blocking)"), "{stderr}");
 
     let out = strangler(&["check", "--strict", "-c", &path]);
     assert_eq!(out.status.code(), Some(1), "{:?}", texts(&out));

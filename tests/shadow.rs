@@ -158,8 +158,13 @@ async fn a_legacy_served_get_is_mirrored_to_new_and_counted_only_as_shadow() {
     let routes = get(&proxy.admin_url("/routes")).await.json();
     assert_eq!(
         routes[0]["requests"],
-        json!({"legacy": 1, "new": 0, "errors": 0})
+        json!({"legacy": 1, "new": 0, "errors": 0, "new_failed": 0})
     );
+    assert_eq!(
+        routes[0]["attempts"]["new"],
+        json!({"total": 0, "failed": 0})
+    );
+    assert_eq!(routes[0]["stats"]["new"]["attempts"], 0);
     let text = metrics(&proxy).await;
     for family in ["strangler_requests_total{", "strangler_attempts_total{"] {
         let lines = text.lines().filter(|l| l.starts_with(family));

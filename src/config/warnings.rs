@@ -174,6 +174,20 @@ pub(super) fn warnings(
                  for anonymous users) or \"ip\"",
             );
         }
+        if route.rollback.is_some() && config.server.state_file.is_none() {
+            let rollback = table
+                .and_then(|t| t.get("rollback"))
+                .map(|v| v.span().start);
+            w.add(
+                rollback.unwrap_or(header),
+                format!(
+                    "route \"{}\" has a rollback but server.state_file is not set: a trip \
+                     (and any override) is lost at a restart",
+                    route.name
+                ),
+                "set [server] state_file = \"/var/lib/strangler/state.json\" on a writable volume",
+            );
+        }
     }
     // The admin token's variable, where this runs.
     if let Some(var) = &config.server.admin_token_env
