@@ -15,11 +15,20 @@ pub const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
 /// The path under which the demo's new backend fails.
 pub const FAILING_PATH: &str = "/api/payments";
 
-/// The demo config's text with its backends pointed at `legacy` and `new`.
+/// The demo config's `state_file`, replaced by one in the demo's temp folder.
+const STATE_FILE: &str = "state_file = \"/tmp/strangler-demo/state.json\"";
+
+/// The ramp's `start` in the demo config, replaced by the demo's start time.
+const RAMP_START: &str = "start = \"2026-12-01T00:00:00Z\"";
+
+/// The demo config's text with its backends pointed at `legacy` and `new`,
+/// and its ramp starting now.
 pub fn demo_config_text(legacy: SocketAddr, new: SocketAddr) -> String {
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
     DEMO_CONFIG
         .replace("http://127.0.0.1:3001", &format!("http://{legacy}"))
         .replace("http://127.0.0.1:3002", &format!("http://{new}"))
+        .replace(RAMP_START, &format!("start = \"{now}\""))
 }
 
 /// The environment knobs of `strangler demo`, for `--help` and the README.
@@ -51,6 +60,11 @@ impl Drop for TempDir {
 /// proxy reload; returns the file's path.
 fn write_demo_config(dir: &TempDir, text: &str) -> std::io::Result<PathBuf> {
     let path = dir.0.join("demo.toml");
+    let state = dir.0.join("state.json");
+    let text = text.replace(
+        STATE_FILE,
+        &format!("state_file = {:?}", state.display().to_string()),
+    );
     std::fs::write(&path, text)?;
     Ok(path)
 }
@@ -127,7 +141,11 @@ pub async fn run() -> anyhow::Result<()> {
             ));
         }
         text.push_str(&format!(
-            "\n\n  admin API on http://{admin}:\n    status page: http://{admin}/\n    curl -s http://{admin}/routes"
+            "\n\n  admin API on http://{admin}:\n    status page: http://{admin}/\n    curl -s http://{admin}/routes\n\n  \
+             # GET /routes shows the catalog ramp's step, and new's error rate and p95 beside legacy's\n  \
+             # emergency: everything on catalog to legacy now, then back to the file's ramp\n    \
+             curl -s -X POST -d '{{\"weight\": 0}}' http://{admin}/routes/catalog/override\n    \
+             curl -s -X DELETE http://{admin}/routes/catalog/override"
         ));
     }
     text.push_str(&format!(
@@ -174,12 +192,19 @@ Try (each answer names the backend that served it; see the x-strangler-* headers
   for i in 1 2 3 4 5; do curl -s -o /dev/null http://{addr}/api/payments/$i; done
   curl -si http://{addr}/api/checkout/cart
 
+  # ramp on a clock: 10% of users on new, then 25%, 50%, 100%, a step a minute;
+  # a user who reached new stays there (rolls back by itself if new fails)
+  curl -si -H 'x-user-id: carol' http://{addr}/api/catalog/items
+
+  # testers reach new on any route, whatever its weight or flag
+  curl -si -H 'x-strangler-force: new' http://{addr}/api/catalog/items
+
   # dark launch: legacy answers, new gets a shadow copy in the background and
   # the answers are compared; GET /shadow on the admin API shows the diff ($.name)
   curl -si http://{addr}/api/orders/7
 
   # no route: legacy owns every path not yet strangled
   curl -si http://{addr}/about",
-        routes = "checkout (flag), users (50% sticky), search (rewrite), orders (shadow), payments (fallback, ejection)"
+        routes = "checkout (flag), users (50% sticky), search (rewrite), catalog (ramp, rollback), orders (shadow), payments (fallback, ejection)"
     )
 }

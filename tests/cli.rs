@@ -273,6 +273,37 @@ async fn demo_does_what_it_announces() {
         }
     }
 
+    // The catalog ramp started with the demo: step 0 (10%), its rollback
+    // armed; a user's side follows the hash at 10%.
+    let routes = get(&format!("{}/routes", demo.admin)).await.json();
+    let catalog = routes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "catalog")
+        .unwrap()
+        .clone();
+    assert_eq!(catalog["ramp"]["step"], 0, "{catalog}");
+    assert_eq!(catalog["weight"], 10.0, "{catalog}");
+    assert_eq!(catalog["rollback"]["state"], "armed", "{catalog}");
+    let expected = if strangler::route::sticky_bucket("catalog", b"carol") < 1000 {
+        "new"
+    } else {
+        "legacy"
+    };
+    let items = format!("{base}/api/catalog/items");
+    let answer = get_with(&items, &[("x-user-id", "carol")]).await;
+    assert_eq!(answer.json()["name"], expected);
+    // Testers reach new whatever the weight.
+    let answer = get_with(&items, &[("x-strangler-force", "new")]).await;
+    assert_eq!(answer.json()["name"], "new");
+    // The emergency override the banner shows, and back.
+    let override_url = format!("{}/routes/catalog/override", demo.admin);
+    let answer = support::send_body("POST", &override_url, br#"{"weight": 0}"#).await;
+    assert_eq!(answer.json()["weight"], 0.0);
+    let answer = support::send_body("DELETE", &override_url, b"").await;
+    assert_eq!(answer.json()["weight"], 10.0);
+
     // Rewritten route: new gets /v2/search with the query.
     let answer = get(&format!("{base}/search?q=fig")).await;
     assert_eq!(answer.json()["name"], "new");

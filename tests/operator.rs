@@ -124,7 +124,7 @@ fn check_format_json_is_for_ci() {
     assert_eq!(report["ok"], true, "{report}");
     assert_eq!(report["errors"], serde_json::json!([]));
     let warnings = report["warnings"].as_array().unwrap();
-    assert_eq!(warnings.len(), 7, "{report}");
+    assert_eq!(warnings.len(), 8, "{report}");
     for w in warnings {
         assert!(w["line"].as_u64().unwrap() > 0, "{w}");
         assert!(w["column"].as_u64().unwrap() > 0, "{w}");

@@ -240,7 +240,7 @@ async fn status_page_in_headless_chromium() {
         .iter()
         .map(|r| r["name"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(names.len(), 6, "{routes}");
+    assert_eq!(names.len(), 7, "{routes}");
 
     // Without JavaScript: the server's HTML has every route and figure.
     let page = get(&format!("{}/", demo.admin)).await;
