@@ -966,16 +966,23 @@ async fn get_as(proxy: &TestProxy, xff: &str) -> support::Answer {
 const RATE_LIMITED: &str = "[[routes]]\nname = \"rl\"\npath = \"/rl\"\n\n\
     [routes.rate_limit]\nrps = 0.01\nburst = 1\nkey = \"ip\"\n";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_trusted_proxy_names_the_client_and_its_buckets_survive_a_reload() {
+/// A backend behind the proxy's [`RATE_LIMITED`] route, with `trusted` as
+/// its `trusted_proxies`; and the config's text.
+async fn rate_limited_behind(trusted: &str) -> (TestBackend, String, TestProxy) {
     let legacy = TestBackend::start("legacy").await;
     let toml = config_with_server(
-        "trusted_proxies = [\"127.0.0.1/32\"]",
+        &format!("trusted_proxies = [\"{trusted}\"]"),
         &legacy.url(),
         &legacy.url(),
         RATE_LIMITED,
     );
     let proxy = TestProxy::start(&toml).await;
+    (legacy, toml, proxy)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_proxy_names_the_client_and_its_buckets_survive_a_reload() {
+    let (legacy, toml, proxy) = rate_limited_behind("127.0.0.1/32").await;
 
     assert_eq!(get_as(&proxy, "203.0.113.1").await.status, 200);
     let seen = legacy.last();
@@ -1012,14 +1019,7 @@ async fn a_trusted_proxy_names_the_client_and_its_buckets_survive_a_reload() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
-    let legacy = TestBackend::start("legacy").await;
-    let toml = config_with_server(
-        "trusted_proxies = [\"10.0.0.0/8\"]",
-        &legacy.url(),
-        &legacy.url(),
-        RATE_LIMITED,
-    );
-    let proxy = TestProxy::start(&toml).await;
+    let (legacy, _, proxy) = rate_limited_behind("10.0.0.0/8").await;
     assert_eq!(get_as(&proxy, "203.0.113.1").await.status, 200);
     let seen = legacy.last();
     assert_eq!(seen.headers["x-forwarded-for"], "203.0.113.1, 127.0.0.1");

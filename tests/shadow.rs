@@ -370,11 +370,17 @@ async fn with_ignore_json_the_same_field_matches() {
     assert_eq!(shadow["noise"], json!([]));
 }
 
-#[tokio::test]
-async fn a_random_nonce_is_learned_as_noise_and_kept_across_reloads() {
+/// Legacy and new both answering `{"id": 1, "nonce": <random>}`.
+async fn nonce_backends() -> (TestBackend, TestBackend) {
     let nonce = || json!({"id": 1, "nonce": fastrand::u64(..)});
     let legacy = json_backend("legacy", move |_| nonce()).await;
     let new = json_backend("new", move |_| nonce()).await;
+    (legacy, new)
+}
+
+#[tokio::test]
+async fn a_random_nonce_is_learned_as_noise_and_kept_across_reloads() {
+    let (legacy, new) = nonce_backends().await;
     let proxy = TestProxy::start(&config_with(
         &legacy.url(),
         &new.url(),
@@ -412,9 +418,7 @@ async fn a_random_nonce_is_learned_as_noise_and_kept_across_reloads() {
 
 #[tokio::test]
 async fn without_noise_learning_a_random_nonce_is_a_mismatch() {
-    let nonce = || json!({"id": 1, "nonce": fastrand::u64(..)});
-    let legacy = json_backend("legacy", move |_| nonce()).await;
-    let new = json_backend("new", move |_| nonce()).await;
+    let (legacy, new) = nonce_backends().await;
     let proxy = TestProxy::start(&config_with(
         &legacy.url(),
         &new.url(),
