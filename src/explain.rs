@@ -26,9 +26,9 @@ pub fn route_table(config: &Config) -> String {
     );
     let header = [
         "ROUTE", "PATH", "NEW %", "FLAG", "LEGACY", "NEW", "STICKY", "COHORT", "REWRITE",
-        "FALLBACK",
+        "FALLBACK", "RAMP",
     ];
-    let mut rows: Vec<[String; 10]> = config
+    let mut rows: Vec<[String; 11]> = config
         .routes
         .iter()
         .map(|route| {
@@ -53,6 +53,7 @@ pub fn route_table(config: &Config) -> String {
                 route.cohort.clone(),
                 route.rewrite.clone().unwrap_or_else(|| "-".into()),
                 fallback_summary(route),
+                ramp_summary(route),
             ]
         })
         .collect();
@@ -63,6 +64,7 @@ pub fn route_table(config: &Config) -> String {
         percent(0),
         dash(),
         config.backend(config.default_legacy).name.clone(),
+        dash(),
         dash(),
         dash(),
         dash(),
@@ -104,6 +106,20 @@ pub fn route_table(config: &Config) -> String {
 }
 
 /// The route table's FALLBACK cell: `off`, or what new's failures go to legacy on.
+/// `10,25,50,100 every 24h from 2026-12-01T09:00:00Z`, or `-`.
+fn ramp_summary(route: &RouteConfig) -> String {
+    let Some(ramp) = &route.ramp else {
+        return "-".into();
+    };
+    let steps: Vec<String> = ramp.steps_bp.iter().map(|&bp| percent(bp)).collect();
+    format!(
+        "{} every {} from {}",
+        steps.join(","),
+        humantime::format_duration(ramp.every),
+        humantime::format_rfc3339_seconds(ramp.start)
+    )
+}
+
 fn fallback_summary(route: &RouteConfig) -> String {
     let fb = &route.fallback;
     if !fb.enabled {

@@ -533,3 +533,19 @@ async fn config_shows_restart_required_and_last_error_at() {
     let at = config["last_error_at"].as_str().unwrap();
     assert!(at.ends_with('Z') && at.len() == 20, "{at}");
 }
+
+#[test]
+fn check_shows_each_routes_ramp() {
+    let out = strangler(&["check", "-c", "config/demo.toml"]);
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let header = stdout.lines().nth(1).unwrap();
+    assert!(header.trim_end().ends_with("RAMP"), "{header}");
+    let catalog = stdout.lines().find(|l| l.starts_with("catalog ")).unwrap();
+    assert!(
+        catalog.ends_with("10,25,50,100 every 1m from 2026-12-01T00:00:00Z"),
+        "{catalog}"
+    );
+    let users = stdout.lines().find(|l| l.starts_with("users ")).unwrap();
+    assert!(users.trim_end().ends_with('-'), "{users}");
+}
