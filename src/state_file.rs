@@ -226,8 +226,9 @@ pub(crate) fn spawn_saver(snapshot: SharedSnapshot) -> JoinHandle<()> {
     })
 }
 
+/// RFC 3339 in UTC, to the second (as the admin API shows times).
 fn rfc3339(time: SystemTime) -> String {
-    crate::admin::rfc3339(time)
+    humantime::format_rfc3339_seconds(time.max(SystemTime::UNIX_EPOCH)).to_string()
 }
 
 /// A time written by [`rfc3339`]; an unreadable one is now.

@@ -82,6 +82,22 @@ async fn raw_exchange(addr: SocketAddr, raw: &[u8]) -> String {
     read_response(&mut stream).await
 }
 
+/// A proxy whose route `path` has `sloppy` as its legacy; every other path
+/// goes to a well-behaved backend, returned to keep it alive.
+async fn behind_sloppy(sloppy: &Scripted, path: &str) -> (TestBackend, TestProxy) {
+    let fine = TestBackend::start("fine").await;
+    let proxy = TestProxy::start(&config_with(
+        &fine.url(),
+        &fine.url(),
+        &format!(
+            "[backends.sloppy]\nurl = \"{}\"\n\n[[routes]]\npath = \"{path}\"\nlegacy = \"sloppy\"\n",
+            sloppy.url()
+        ),
+    ))
+    .await;
+    (fine, proxy)
+}
+
 /// A plain GET through the proxy still answers 200: it kept serving.
 async fn still_serves(proxy: &TestProxy) {
     let answer = get(&proxy.url("/still-serving")).await;
@@ -256,16 +272,7 @@ async fn h2c_upgrade_is_not_forwarded_and_an_unasked_101_is_a_502() {
         b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: h2c\r\n\r\n",
     )
     .await;
-    let fine = TestBackend::start("fine").await;
-    let proxy = TestProxy::start(&config_with(
-        &fine.url(),
-        &fine.url(),
-        &format!(
-            "[backends.sloppy]\nurl = \"{}\"\n\n[[routes]]\npath = \"/up\"\nlegacy = \"sloppy\"\n",
-            backend.url()
-        ),
-    ))
-    .await;
+    let (_fine, proxy) = behind_sloppy(&backend, "/up").await;
     let mut client = TcpStream::connect(proxy.addr).await.unwrap();
     client
         .write_all(
@@ -298,16 +305,7 @@ async fn a_101_naming_another_protocol_is_a_502_and_nothing_is_tunnelled() {
         b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: h2c\r\n\r\n",
     )
     .await;
-    let fine = TestBackend::start("fine").await;
-    let proxy = TestProxy::start(&config_with(
-        &fine.url(),
-        &fine.url(),
-        &format!(
-            "[backends.sloppy]\nurl = \"{}\"\n\n[[routes]]\npath = \"/ws\"\nlegacy = \"sloppy\"\n",
-            backend.url()
-        ),
-    ))
-    .await;
+    let (_fine, proxy) = behind_sloppy(&backend, "/ws").await;
     let mut client = TcpStream::connect(proxy.addr).await.unwrap();
     client
         .write_all(
@@ -350,16 +348,7 @@ async fn a_response_with_two_content_lengths_is_a_502() {
     let backend =
         Scripted::start(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-length: 5\r\n\r\nhello")
             .await;
-    let fine = TestBackend::start("fine").await;
-    let proxy = TestProxy::start(&config_with(
-        &fine.url(),
-        &fine.url(),
-        &format!(
-            "[backends.sloppy]\nurl = \"{}\"\n\n[[routes]]\npath = \"/two\"\nlegacy = \"sloppy\"\n",
-            backend.url()
-        ),
-    ))
-    .await;
+    let (_fine, proxy) = behind_sloppy(&backend, "/two").await;
     let answer = get(&proxy.url("/two")).await;
     assert_eq!(answer.status, 502);
     still_serves(&proxy).await;
@@ -1370,16 +1359,7 @@ async fn malformed_backend_framing_never_reaches_the_client_as_a_whole_answer() 
     ];
     for (name, raw, status) in cases {
         let backend = Scripted::start(raw).await;
-        let fine = TestBackend::start("fine").await;
-        let proxy = TestProxy::start(&config_with(
-            &fine.url(),
-            &fine.url(),
-            &format!(
-                "[backends.sloppy]\nurl = \"{}\"\n\n[[routes]]\npath = \"/sloppy\"\nlegacy = \"sloppy\"\n",
-                backend.url()
-            ),
-        ))
-        .await;
+        let (_fine, proxy) = behind_sloppy(&backend, "/sloppy").await;
         let mut client = TcpStream::connect(proxy.addr).await.unwrap();
         client
             .write_all(b"GET /sloppy HTTP/1.1\r\nhost: a.test\r\n\r\n")

@@ -132,10 +132,10 @@ pub(super) fn apply(
             warn!(route = %name, tripped_by = %trip.reason, "route resumed: the rollback is armed again with new's statistics cleared");
             body::json(StatusCode::OK, &route_json(snapshot, route))
         }
-        Write::SetFlag(name) | Write::ClearFlag(name) if !has_flag(snapshot, &name) => {
-            return not_found("flag", &name);
-        }
         Write::SetFlag(name) => {
+            let Some((_, file_value, flag)) = snapshot.flags().find(|(n, _, _)| *n == name) else {
+                return not_found("flag", &name);
+            };
             let parsed: FlagBody = match serde_json::from_slice(body) {
                 Ok(parsed) => parsed,
                 Err(e) => {
@@ -144,17 +144,15 @@ pub(super) fn apply(
                     ));
                 }
             };
-            let Some((_, file_value, flag)) = snapshot.flags().find(|(n, _, _)| *n == name) else {
-                return not_found("flag", &name);
-            };
             flag.set(parsed.value, now);
             warn!(flag = %name, value = parsed.value, file_value, "flag override set");
             body::json(StatusCode::OK, &flag_json(snapshot, &name))
         }
         Write::ClearFlag(name) => {
-            if let Some((_, file_value, flag)) = snapshot.flags().find(|(n, _, _)| *n == name)
-                && let Some(cleared) = flag.clear()
-            {
+            let Some((_, file_value, flag)) = snapshot.flags().find(|(n, _, _)| *n == name) else {
+                return not_found("flag", &name);
+            };
+            if let Some(cleared) = flag.clear() {
                 warn!(flag = %name, was = cleared.value, value = file_value, "flag override cleared: the file's value applies again");
             }
             body::json(StatusCode::OK, &flag_json(snapshot, &name))
@@ -162,10 +160,6 @@ pub(super) fn apply(
     };
     snapshot.state_changed.notify_one();
     response
-}
-
-fn has_flag(snapshot: &Snapshot, name: &str) -> bool {
-    snapshot.flags().any(|(n, _, _)| n == name)
 }
 
 /// `{"name", "value" (in force), "file_value", "override": null | {"value", "set_at"}}`.
