@@ -5,6 +5,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use std::pin::Pin;
@@ -18,7 +19,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::{Service, ServiceBuilder};
@@ -244,15 +245,15 @@ impl Client {
             return;
         };
         let io = TokioIo::new(Rewind::new(prefix, stream));
-        let (activity, idle) = watch::channel(0usize);
+        let activity = Arc::new(Activity::new());
         let service = InFlight {
             inner: service,
-            activity: Arc::new(activity),
+            activity: activity.clone(),
         };
         let connection =
             builder.serve_connection_with_upgrades(io, TowerToHyperService::new(service));
         tokio::pin!(connection);
-        let idle = idle_for(idle, self.idle_timeout);
+        let idle = idle_for(activity, self.idle_timeout);
         tokio::pin!(idle);
         let mut closing = false;
         loop {
@@ -277,22 +278,24 @@ impl Client {
     }
 }
 
-/// Completes once no request has been in flight on a connection for `timeout`.
-async fn idle_for(mut in_flight: watch::Receiver<usize>, timeout: Duration) {
+/// Completes once no request has been in flight on a connection for
+/// `timeout`. It wakes when the connection could have been idle that long
+/// and checks; the request path only touches two atomics, never a lock.
+async fn idle_for(activity: Arc<Activity>, timeout: Duration) {
+    let mut wake = activity.at(activity.last_done()) + timeout;
     loop {
-        let busy = *in_flight.borrow_and_update() > 0;
-        if busy {
-            if in_flight.changed().await.is_err() {
-                return;
-            }
+        tokio::time::sleep_until(wake).await;
+        let now = tokio::time::Instant::now();
+        if activity.in_flight.load(Ordering::Acquire) > 0 {
+            // Busy: look again once a request that ends now could have idled.
+            wake = now + timeout;
             continue;
         }
-        tokio::select! {
-            () = tokio::time::sleep(timeout) => return,
-            changed = in_flight.changed() => if changed.is_err() {
-                return;
-            },
+        let idle_until = activity.at(activity.last_done()) + timeout;
+        if idle_until <= now {
+            return;
         }
+        wake = idle_until;
     }
 }
 
@@ -303,22 +306,55 @@ async fn idle_for(mut in_flight: watch::Receiver<usize>, timeout: Duration) {
 #[derive(Clone)]
 struct InFlight<S> {
     inner: S,
-    activity: Arc<watch::Sender<usize>>,
+    activity: Arc<Activity>,
+}
+
+/// A connection's requests in flight and when the last one ended.
+struct Activity {
+    in_flight: AtomicUsize,
+    /// Milliseconds since `opened` when a request last ended.
+    last_done_ms: AtomicU64,
+    opened: tokio::time::Instant,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            in_flight: AtomicUsize::new(0),
+            last_done_ms: AtomicU64::new(0),
+            opened: tokio::time::Instant::now(),
+        }
+    }
+
+    fn last_done(&self) -> u64 {
+        self.last_done_ms.load(Ordering::Acquire)
+    }
+
+    fn at(&self, ms: u64) -> tokio::time::Instant {
+        self.opened + Duration::from_millis(ms)
+    }
+
+    /// Marks now as the last activity, so the idle clock restarts from it.
+    fn touch(&self) {
+        let ms = self.opened.elapsed().as_millis() as u64;
+        self.last_done_ms.fetch_max(ms, Ordering::AcqRel);
+    }
 }
 
 /// One request in flight; its drop ends it.
-struct Busy(Arc<watch::Sender<usize>>);
+struct Busy(Arc<Activity>);
 
 impl Busy {
-    fn new(activity: &Arc<watch::Sender<usize>>) -> Busy {
-        activity.send_modify(|n| *n += 1);
+    fn new(activity: &Arc<Activity>) -> Busy {
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
         Busy(activity.clone())
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.0.send_modify(|n| *n = n.saturating_sub(1));
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
