@@ -22,6 +22,7 @@ mod error;
 pub mod explain;
 mod headers;
 pub mod health;
+pub mod log_json;
 mod metrics;
 mod path;
 mod proxy;

@@ -300,7 +300,10 @@ fn init_logging(format: Option<LogFormat>) -> Result<(), String> {
         .with_ansi(colour)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Json => builder
+            .json()
+            .event_format(strangler::log_json::JsonLines)
+            .init(),
         LogFormat::Text => builder.init(),
     }
     Ok(())

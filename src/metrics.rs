@@ -510,7 +510,6 @@ impl Observer for Telemetry {
             status = exchange.status.as_u16(),
             duration_ms = duration_ms(elapsed),
             fallback = exchange.fallback.map(|r| r.label()),
-            client = exchange.client.map(tracing::field::display),
             new_status,
             request_id = exchange.request_id(),
         );

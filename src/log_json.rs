@@ -1,0 +1,326 @@
+//! The JSON log line, written straight into the line buffer.
+//!
+//! tracing-subscriber's own JSON format serialises each event through serde
+//! into an `io::Write` adaptor that re-checks UTF-8 on every small write, and
+//! formats every display value into a `String` first: for the access log,
+//! which writes one event per request, that cost more than the request's own
+//! routing. [`JsonLines`] writes the same shape (`timestamp`, `level`,
+//! `fields`, `target`, and `span`/`spans` when inside one) with no allocation
+//! of its own, escaping as it goes.
+
+use std::fmt::{self, Write};
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::{JsonFields, Writer};
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormattedFields};
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
+
+/// One JSON object per line, as tracing-subscriber's `json()` writes it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct JsonLines;
+
+impl<S> FormatEvent<S, JsonFields> for JsonLines
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, JsonFields>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        writer.write_str("{\"timestamp\":\"")?;
+        SystemTime.format_time(&mut writer)?;
+        writer.write_str("\",\"level\":\"")?;
+        writer.write_str(meta.level().as_str())?;
+        writer.write_str("\",\"fields\":{")?;
+        let mut fields = Fields {
+            out: &mut writer,
+            first: true,
+            result: Ok(()),
+        };
+        event.record(&mut fields);
+        fields.result?;
+        writer.write_str("},\"target\":")?;
+        write_string(&mut writer, meta.target())?;
+        let current = event
+            .parent()
+            .and_then(|id| ctx.span(id))
+            .or_else(|| ctx.lookup_current());
+        if let Some(current) = current {
+            writer.write_str(",\"span\":")?;
+            write_span(&mut writer, &current)?;
+            writer.write_str(",\"spans\":[")?;
+            for (i, span) in current.scope().from_root().enumerate() {
+                if i > 0 {
+                    writer.write_char(',')?;
+                }
+                write_span(&mut writer, &span)?;
+            }
+            writer.write_char(']')?;
+        }
+        writer.write_str("}\n")
+    }
+}
+
+/// A span as `{...its fields..., "name": NAME}`, from the JSON object
+/// [`JsonFields`] stored when the span was made.
+fn write_span<S>(out: &mut Writer<'_>, span: &SpanRef<'_, S>) -> fmt::Result
+where
+    S: for<'a> LookupSpan<'a>,
+{
+    out.write_char('{')?;
+    let extensions = span.extensions();
+    let stored = extensions
+        .get::<FormattedFields<JsonFields>>()
+        .map(|fields| fields.fields.as_str());
+    let inner = stored
+        .and_then(|json| json.strip_prefix('{')?.strip_suffix('}'))
+        .unwrap_or("");
+    if !inner.is_empty() {
+        out.write_str(inner)?;
+        out.write_char(',')?;
+    }
+    out.write_str("\"name\":")?;
+    write_string(out, span.name())?;
+    out.write_char('}')
+}
+
+/// Writes an event's fields as `"name":value` pairs.
+struct Fields<'a, 'w> {
+    out: &'a mut Writer<'w>,
+    first: bool,
+    /// The first write error; later fields are skipped.
+    result: fmt::Result,
+}
+
+impl Fields<'_, '_> {
+    fn entry(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
+        if self.result.is_err() {
+            return;
+        }
+        let out = &mut *self.out;
+        self.result = (|| {
+            if !self.first {
+                out.write_char(',')?;
+            }
+            write_string(out, field.name())?;
+            out.write_char(':')?;
+            value(out)
+        })();
+        self.first = false;
+    }
+}
+
+impl Visit for Fields<'_, '_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.entry(field, |out| write_string(out, value));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.entry(field, |out| {
+            out.write_str(itoa::Buffer::new().format(value))
+        });
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.entry(field, |out| {
+            out.write_str(itoa::Buffer::new().format(value))
+        });
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.entry(field, |out| {
+            out.write_str(if value { "true" } else { "false" })
+        });
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        // As serde_json writes it: shortest round-trip form, `null` when
+        // not finite.
+        self.entry(field, |out| {
+            if value.is_finite() {
+                out.write_str(ryu::Buffer::new().format_finite(value))
+            } else {
+                out.write_str("null")
+            }
+        });
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.entry(field, |out| {
+            out.write_char('"')?;
+            write!(Escaped(out), "{value}")?;
+            out.write_char('"')
+        });
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.entry(field, |out| {
+            out.write_char('"')?;
+            write!(Escaped(out), "{value:?}")?;
+            out.write_char('"')
+        });
+    }
+}
+
+/// `value` as a JSON string, quotes included.
+fn write_string(out: &mut impl Write, value: &str) -> fmt::Result {
+    out.write_char('"')?;
+    Escaped(&mut *out).write_str(value)?;
+    out.write_char('"')
+}
+
+/// Escapes what passes through for the inside of a JSON string, as
+/// serde_json does: `"`, `\` and control characters; everything else as is.
+struct Escaped<'a, W: Write>(&'a mut W);
+
+impl<W: Write> Write for Escaped<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let bytes = s.as_bytes();
+        let mut start = 0;
+        for (i, &byte) in bytes.iter().enumerate() {
+            if byte >= 0x20 && byte != b'"' && byte != b'\\' {
+                continue;
+            }
+            // Every byte that needs escaping is ASCII: the cuts stay on
+            // character boundaries.
+            self.0.write_str(&s[start..i])?;
+            match byte {
+                b'"' => self.0.write_str("\\\"")?,
+                b'\\' => self.0.write_str("\\\\")?,
+                b'\n' => self.0.write_str("\\n")?,
+                b'\r' => self.0.write_str("\\r")?,
+                b'\t' => self.0.write_str("\\t")?,
+                0x08 => self.0.write_str("\\b")?,
+                0x0c => self.0.write_str("\\f")?,
+                _ => {
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    self.0.write_str("\\u00")?;
+                    self.0.write_char(char::from(HEX[usize::from(byte >> 4)]))?;
+                    self.0
+                        .write_char(char::from(HEX[usize::from(byte & 0xf)]))?;
+                }
+            }
+            start = i + 1;
+        }
+        self.0.write_str(&s[start..])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn escaped(s: &str) -> String {
+        let mut out = String::new();
+        write_string(&mut out, s).unwrap();
+        out
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_does() {
+        for s in [
+            "plain",
+            "",
+            "quote \" and backslash \\",
+            "lines\nand\ttabs\r",
+            "\u{0}\u{1}\u{8}\u{c}\u{1f}\u{7f}",
+            "é ü 日本 🦀 </script>",
+        ] {
+            assert_eq!(escaped(s), serde_json::to_string(s).unwrap(), "{s:?}");
+        }
+    }
+
+    /// The lines tracing-subscriber's `json()` and [`JsonLines`] write for
+    /// the same events, parsed.
+    fn both_formats(events: impl Fn()) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = |buffer: Buffer| -> Vec<serde_json::Value> {
+            let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+            text.lines()
+                .map(|line| {
+                    let mut value: serde_json::Value = serde_json::from_str(line).unwrap();
+                    value.as_object_mut().unwrap().remove("timestamp");
+                    value
+                })
+                .collect()
+        };
+        let theirs = Buffer::default();
+        let writer = theirs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_max_level(tracing::Level::DEBUG)
+            .json()
+            .finish();
+        tracing::subscriber::with_default(subscriber, &events);
+        let ours = Buffer::default();
+        let writer = ours.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_max_level(tracing::Level::DEBUG)
+            .json()
+            .event_format(JsonLines)
+            .finish();
+        tracing::subscriber::with_default(subscriber, &events);
+        (lines(theirs), lines(ours))
+    }
+
+    #[test]
+    fn lines_match_tracing_subscribers_json() {
+        let (theirs, ours) = both_formats(|| {
+            let client: Option<std::net::IpAddr> = Some([127, 0, 0, 1].into());
+            tracing::info!(
+                target: "strangler::access",
+                method = %http::Method::GET,
+                path = "/a \"b\"\n",
+                query = None::<&str>,
+                client = client.map(tracing::field::display),
+                status = 200u16,
+                duration_ms = 1.25,
+                whole = 2.0,
+                negative = -3i64,
+                ok = true,
+                debug = ?vec!["x"],
+            );
+            let span = tracing::debug_span!("request", method = "GET", request_id = "r1");
+            let _entered = span.enter();
+            let inner = tracing::debug_span!("attempt");
+            let _inner = inner.enter();
+            tracing::warn!(error = %std::io::Error::other("boom"), "backend failed");
+        });
+        assert_eq!(theirs.len(), 2);
+        assert_eq!(ours, theirs);
+        assert_eq!(ours[0]["fields"]["client"], "127.0.0.1");
+        assert!(ours[0]["fields"].get("query").is_none());
+        assert_eq!(ours[1]["spans"][0]["request_id"], "r1");
+    }
+
+    #[test]
+    fn numbers_are_written_as_serde_json_does() {
+        for value in [0.0, 1.154, 2.0, 0.001, 123456.789] {
+            let ours = ryu::Buffer::new().format_finite(value).to_owned();
+            assert_eq!(ours, serde_json::to_string(&value).unwrap(), "{value}");
+        }
+        // Exponents are spelled `e308`, not `e+308`: the same number.
+        for value in [1e-7, f64::MAX, f64::MIN_POSITIVE] {
+            let mut buffer = ryu::Buffer::new();
+            let ours = buffer.format_finite(value);
+            assert_eq!(serde_json::from_str::<f64>(ours).unwrap(), value, "{ours}");
+        }
+    }
+}
