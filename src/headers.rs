@@ -1,7 +1,6 @@
 //! Header rewriting between client and backend: hop-by-hop removal and the
 //! forwarding headers (SPEC §3.3).
 
-use std::fmt::Write;
 use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -17,7 +16,8 @@ pub(crate) static X_STRANGLER_FALLBACK: HeaderName =
 
 /// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1).
 /// `Proxy-Connection` is not standard but still sent by some clients.
-const HOP_BY_HOP: [HeaderName; 9] = [
+const HOP_BY_HOP_COUNT: usize = 9;
+const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -109,22 +109,32 @@ pub(crate) fn wants_trailers(headers: &HeaderMap) -> bool {
 /// `Upgrade` so the next hop can switch protocols. Called before the proxy
 /// sets its own forwarding headers, so a client cannot name those away.
 pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    // Fast path: the common request has none of these.
-    if !HOP_BY_HOP.iter().any(|name| headers.contains_key(name)) {
+    // One pass over the names present (comparing a standard name is an
+    // integer compare), rather than a hash lookup per hop-by-hop name: the
+    // common request has none, the common answer only `Connection`.
+    let mut present = [false; HOP_BY_HOP_COUNT];
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|hop| hop == name) {
+            present[i] = true;
+        }
+    }
+    if !present.contains(&true) {
         return;
     }
     let upgrade = keep_upgrade
         .then(|| headers.get(header::UPGRADE).cloned())
         .flatten();
-    let named: Vec<HeaderName> = connection_tokens(headers)
+    // Names the Connection header lists, beyond the usual `keep-alive`
+    // (removed below with the others).
+    let listed = connection_tokens(headers)
+        .filter(|t| !t.eq_ignore_ascii_case("keep-alive"))
         .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
-        .collect();
-    for name in named {
-        if !is_end_to_end_essential(&name) {
-            headers.remove(&name);
-        }
+        .filter(|name| !is_end_to_end_essential(name))
+        .collect::<Vec<_>>();
+    for name in listed {
+        headers.remove(&name);
     }
-    for name in &HOP_BY_HOP {
+    for (name, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, here)| *here) {
         headers.remove(name);
     }
     if let Some(upgrade) = upgrade {
@@ -168,7 +178,7 @@ pub(crate) fn set_forwarded(
         xff.push_str(prior);
         xff.push_str(", ");
     }
-    let _ = write!(xff, "{client_ip}");
+    xff.push_str(IpText::new(client_ip).as_str());
     let xff = HeaderValue::try_from(xff);
     if let Ok(xff) = xff {
         headers.insert(&X_FORWARDED_FOR, xff);
@@ -184,10 +194,73 @@ pub(crate) fn set_forwarded(
     }
 }
 
+/// An IP address written out without the formatting machinery
+/// (`Ipv4Addr`'s `Display` pads through `fmt`, which cost more than the
+/// rest of the header): the same text as `Display`, on the stack.
+pub(crate) struct IpText {
+    buf: [u8; 45],
+    len: usize,
+}
+
+impl IpText {
+    pub(crate) fn new(ip: IpAddr) -> IpText {
+        let mut text = IpText {
+            buf: [0; 45],
+            len: 0,
+        };
+        match ip {
+            IpAddr::V4(v4) => {
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        text.push(b".");
+                    }
+                    text.push(itoa::Buffer::new().format(octet).as_bytes());
+                }
+            }
+            IpAddr::V6(v6) => {
+                use std::io::Write as _;
+                let mut cursor = std::io::Cursor::new(&mut text.buf[..]);
+                // 45 bytes hold the longest IPv6 text (IPv4-mapped, full).
+                let _ = write!(cursor, "{v6}");
+                text.len = usize::try_from(cursor.position()).unwrap_or(0);
+            }
+        }
+        text
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        // Only ASCII digits, dots, hex digits and colons are ever written.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::net::Ipv4Addr;
+
+    #[test]
+    fn ip_text_is_display() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "255.255.255.255",
+            "10.20.3.100",
+            "::",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "::ffff:192.168.100.200",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(IpText::new(ip).as_str(), ip.to_string());
+        }
+    }
 
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut m = HeaderMap::new();

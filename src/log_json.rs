@@ -13,7 +13,6 @@ use std::fmt::{self, Write};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
-use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormattedFields};
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
@@ -33,7 +32,7 @@ where
     ) -> fmt::Result {
         let meta = event.metadata();
         writer.write_str("{\"timestamp\":\"")?;
-        SystemTime.format_time(&mut writer)?;
+        writer.write_str(Timestamp::new(std::time::SystemTime::now()).as_str())?;
         writer.write_str("\",\"level\":\"")?;
         writer.write_str(meta.level().as_str())?;
         writer.write_str("\",\"fields\":{")?;
@@ -87,6 +86,57 @@ where
     out.write_str("\"name\":")?;
     write_string(out, span.name())?;
     out.write_char('}')
+}
+
+/// A UTC time as RFC 3339 with microseconds, `2026-12-02T10:21:01.123456Z`,
+/// as tracing-subscriber writes it, on the stack.
+struct Timestamp([u8; 27]);
+
+impl Timestamp {
+    fn new(time: std::time::SystemTime) -> Timestamp {
+        let since = time
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let secs = since.as_secs();
+        let (year, month, day) = civil_from_days(secs / 86_400);
+        let of_day = secs % 86_400;
+        let mut out = *b"0000-00-00T00:00:00.000000Z";
+        let mut put = |at: usize, width: usize, mut value: u64| {
+            for i in (at..at + width).rev() {
+                out[i] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, month);
+        put(8, 2, day);
+        put(11, 2, of_day / 3600);
+        put(14, 2, of_day / 60 % 60);
+        put(17, 2, of_day % 60);
+        put(20, 6, u64::from(since.subsec_micros()));
+        Timestamp(out)
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ASCII digits and separators.
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard
+/// Hinnant's `civil_from_days`), for days on or after the epoch.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    (year, month, day)
 }
 
 /// Writes an event's fields as `"name":value` pairs.
@@ -308,6 +358,23 @@ mod tests {
         assert_eq!(ours[0]["fields"]["client"], "127.0.0.1");
         assert!(ours[0]["fields"].get("query").is_none());
         assert_eq!(ours[1]["spans"][0]["request_id"], "r1");
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_micros() {
+        let epoch = std::time::UNIX_EPOCH;
+        let mut seconds = 0u64;
+        // Every few days over four centuries (leap years, century rules),
+        // with odd times of day and microseconds.
+        while seconds < 13_000_000_000 {
+            let time = epoch + std::time::Duration::new(seconds, 123_456_789);
+            let ours = Timestamp::new(time);
+            assert_eq!(
+                ours.as_str(),
+                humantime::format_rfc3339_micros(time).to_string()
+            );
+            seconds += 86_400 * 3 + 3_607;
+        }
     }
 
     #[test]

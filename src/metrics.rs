@@ -1,6 +1,7 @@
 //! Metric families (SPEC §7) and the per-request observer that feeds them and
 //! writes the access log.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,7 @@ use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 use tracing::info;
 
+use crate::headers::IpText;
 use crate::proxy::{AttemptResult, Exchange, FallbackReason, Observer};
 use crate::shadow::ShadowResult;
 use crate::snapshot::Snapshot;
@@ -494,19 +496,20 @@ impl Observer for Telemetry {
                 failures.fetch_add(1, Ordering::Relaxed);
             }
         }
+        let client = exchange.client.map(IpText::new);
         let new_status = match exchange.fallback {
             Some(FallbackReason::Status(code)) => Some(code.as_u16()),
             _ => None,
         };
         info!(
             target: "strangler::access",
-            method = %exchange.method,
+            method = exchange.method.as_str(),
             path = exchange.uri.path(),
             query = exchange.uri.query(),
-            client = exchange.client.map(tracing::field::display),
+            client = client.as_ref().map(IpText::as_str),
             route = handles.label.as_str(),
             backend = backend.map_or(NO_BACKEND, |b| b.config.name.as_str()),
-            upstream_path = upstream_path(snapshot, exchange).as_deref(),
+            upstream_path = upstream_path(snapshot, exchange).map(tracing::field::display),
             status = exchange.status.as_u16(),
             duration_ms = duration_ms(elapsed),
             fallback = exchange.fallback.map(|r| r.label()),
@@ -529,16 +532,38 @@ fn duration_ms(elapsed: Duration) -> f64 {
 
 /// The path the answering backend was sent: its URL's path prefix, then the
 /// normalised path, rewritten for new. `None` when no backend answered.
-fn upstream_path(snapshot: &Snapshot, exchange: &Exchange) -> Option<String> {
+fn upstream_path<'a>(snapshot: &'a Snapshot, exchange: &'a Exchange) -> Option<UpstreamPath<'a>> {
     let backend = snapshot.backend(exchange.backend?);
     let path = crate::route::normalize_path(exchange.uri.path());
     let path = match exchange.route {
         Some(id) if exchange.to_new && exchange.fallback.is_none() => {
-            crate::route::rewrite_path(snapshot.config.route(id), &path).into_owned()
+            if let Cow::Owned(rewritten) =
+                crate::route::rewrite_path(snapshot.config.route(id), &path)
+            {
+                Cow::Owned(rewritten)
+            } else {
+                path
+            }
         }
-        _ => path.into_owned(),
+        _ => path,
     };
-    Some(format!("{}{path}", backend.config.path_prefix))
+    Some(UpstreamPath {
+        prefix: &backend.config.path_prefix,
+        path,
+    })
+}
+
+/// What [`upstream_path`] found, written out only when logged.
+struct UpstreamPath<'a> {
+    prefix: &'a str,
+    path: Cow<'a, str>,
+}
+
+impl std::fmt::Display for UpstreamPath<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.prefix)?;
+        f.write_str(&self.path)
+    }
 }
 
 #[cfg(test)]
