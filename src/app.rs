@@ -201,7 +201,7 @@ pub fn start(launch: Launch) -> Result<Running, StartError> {
         };
         tokio::spawn(server::serve(
             listener,
-            service,
+            server::Counting(service),
             limits,
             None,
             wait_for(admin_stopped),

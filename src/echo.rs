@@ -42,7 +42,14 @@ pub async fn serve(listener: TcpListener, options: EchoOptions) {
         max_connections: 10_000,
         shutdown_timeout: Duration::ZERO,
     };
-    server::serve(listener, service, limits, None, std::future::pending()).await;
+    server::serve(
+        listener,
+        server::Counting(service),
+        limits,
+        None,
+        std::future::pending(),
+    )
+    .await;
 }
 
 /// Binds `addr` and serves echo answers on it in a background task, returning

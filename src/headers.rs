@@ -194,6 +194,25 @@ pub(crate) fn set_forwarded(
     }
 }
 
+/// A fresh `x-request-id`: a random (version 4) UUID in its usual text
+/// form, made on the stack and copied once into the header.
+pub(crate) fn new_request_id() -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    // Version 4, variant 10xx (RFC 9562 §5.4).
+    let bits = (fastrand::u128(..) & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
+    let mut text = [0u8; 36];
+    let mut nibble = 32;
+    for (i, byte) in text.iter_mut().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            *byte = b'-';
+        } else {
+            nibble -= 1;
+            *byte = HEX[((bits >> (nibble * 4)) & 0xf) as usize];
+        }
+    }
+    HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
 /// An IP address written out without the formatting machinery
 /// (`Ipv4Addr`'s `Display` pads through `fmt`, which cost more than the
 /// rest of the header): the same text as `Display`, on the stack.
@@ -243,6 +262,19 @@ impl IpText {
 mod tests {
     use super::*;
     use std::net::Ipv4Addr;
+
+    #[test]
+    fn request_ids_are_fresh_v4_uuids() {
+        let a = new_request_id();
+        let b = new_request_id();
+        assert_ne!(a, b);
+        for id in [a, b] {
+            let uuid = uuid::Uuid::parse_str(id.to_str().unwrap()).unwrap();
+            assert_eq!(uuid.get_version_num(), 4, "{id:?}");
+            assert_eq!(uuid.get_variant(), uuid::Variant::RFC4122, "{id:?}");
+            assert_eq!(uuid.hyphenated().to_string(), id.to_str().unwrap());
+        }
+    }
 
     #[test]
     fn ip_text_is_display() {

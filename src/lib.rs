@@ -38,63 +38,24 @@ mod stats;
 mod status_page;
 mod tls;
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::{Request, Response, header};
 use tokio_util::task::TaskTracker;
-use tower::{Service, ServiceBuilder};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::trace::TraceLayer;
 
-use crate::body::BoxError;
-use crate::proxy::{Observer, ProxyService};
+use crate::proxy::Observer;
+pub use crate::proxy::ProxyService;
 use crate::snapshot::SharedSnapshot;
 
-/// The client-facing service stack: credentials marked sensitive (redacted
+/// The client-facing proxy service: credentials marked sensitive (redacted
 /// in any debug output, never HPACK-indexed), `x-request-id` passed on or
 /// created and echoed in the response, a `debug` span per request carrying
-/// that id, then the proxy itself.
-pub fn proxy_service<B>(
+/// that id, then the proxy itself. Served by [`server::serve`] on each
+/// connection, or called as a tower service (the client then comes from the
+/// request's [`server::ClientAddr`] extension).
+pub fn proxy_service(
     snapshot: SharedSnapshot,
     observer: Option<Arc<dyn Observer>>,
     tunnels: TaskTracker,
-) -> impl Service<
-    Request<B>,
-    Response = Response<impl http_body::Body<Data = Bytes, Error = BoxError> + Send + 'static>,
-    Error = Infallible,
-    Future: Send + 'static,
-> + Clone
-+ Send
-+ 'static
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    let proxy = ProxyService::new(snapshot, observer, tunnels);
-    ServiceBuilder::new()
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            header::AUTHORIZATION,
-            header::PROXY_AUTHORIZATION,
-            header::COOKIE,
-        ]))
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|req: &Request<B>| {
-                    tracing::debug_span!(
-                        "request",
-                        method = %req.method(),
-                        path = req.uri().path(),
-                        request_id = req.headers().get(&headers::X_REQUEST_ID).and_then(|v| v.to_str().ok()),
-                    )
-                })
-                // A backend's 5xx is an answer, not a proxy failure: the
-                // access log and metrics record it.
-                .on_failure(()),
-        )
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .service(proxy)
+) -> ProxyService {
+    ProxyService::new(snapshot, observer, tunnels)
 }

@@ -22,19 +22,19 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower::{Service, ServiceBuilder};
-use tower_http::add_extension::AddExtensionLayer;
+use tower::Service;
 use tracing::{debug, info, warn};
 
 use crate::body::BoxError;
 use crate::config::ServerConfig;
 use crate::tls::ServerTls;
 
-/// The client's address, put in every request's extensions.
+/// The client's address, read from a request's extensions by a proxy
+/// service used without the listener (tests, embedding).
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
 
-/// Put in a request's extensions when the client connected over TLS.
+/// Put in a request's extensions, likewise, when the client connected over TLS.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientTls;
 
@@ -84,6 +84,62 @@ impl<S, B> HttpService<B> for S where
 {
 }
 
+/// Makes the service of each accepted connection, told who the client is
+/// and given what counts the connection's requests in flight (for the idle
+/// timeout): the proxy reads the client from it directly, rather than from
+/// request extensions (a map allocated per request).
+pub trait PerConnection<B>: Clone + Send + 'static {
+    type Service: HttpService<B>;
+
+    fn connect(&self, connection: Connection) -> Self::Service;
+}
+
+/// An accepted connection, as its service sees it.
+#[derive(Clone)]
+pub struct Connection {
+    pub peer: SocketAddr,
+    /// The client connected over TLS.
+    pub tls: bool,
+    activity: Arc<Activity>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("peer", &self.peer)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// Counts a request as in flight until the returned guard drops (with
+    /// the response body: see [`Counted`]).
+    pub fn busy(&self) -> Busy {
+        Busy::new(&self.activity)
+    }
+}
+
+/// Any service, cloned onto each connection, its requests counted in
+/// flight from the call until their response body is dropped.
+#[derive(Clone, Debug)]
+pub struct Counting<S>(pub S);
+
+impl<S, B> PerConnection<Counted<B>> for Counting<S>
+where
+    S: HttpService<B>,
+    B: ResponseBody,
+{
+    type Service = InFlight<S>;
+
+    fn connect(&self, connection: Connection) -> InFlight<S> {
+        InFlight {
+            inner: self.0.clone(),
+            activity: connection.activity,
+        }
+    }
+}
+
 /// What the listener needs of a response body.
 pub trait ResponseBody:
     http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + Unpin + 'static
@@ -105,14 +161,14 @@ impl<B> ResponseBody for B where
 /// connection with no request in flight for `limits.idle_timeout` is closed
 /// gracefully, whatever its protocol (an HTTP/2 client answering PINGs is
 /// idle too).
-pub async fn serve<S, B>(
+pub async fn serve<M, B>(
     listener: TcpListener,
-    service: S,
+    service: M,
     limits: Limits,
     tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()>,
 ) where
-    S: HttpService<B>,
+    M: PerConnection<B>,
     B: ResponseBody,
 {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -142,10 +198,7 @@ pub async fn serve<S, B>(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = ServiceBuilder::new()
-            .layer(AddExtensionLayer::new(ClientAddr(peer)))
-            .option_layer(tls.is_some().then(|| AddExtensionLayer::new(ClientTls)))
-            .service(service.clone());
+        let service = service.clone();
         let builder = builder.clone();
         let draining = draining.clone();
         let tls = tls.clone();
@@ -155,6 +208,7 @@ pub async fn serve<S, B>(
             let deadline = tokio::time::Instant::now() + limits.header_read_timeout;
             let client = Client {
                 peer,
+                tls: tls.is_some(),
                 deadline,
                 idle_timeout: limits.idle_timeout,
                 draining,
@@ -217,6 +271,7 @@ fn connection_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
 /// One accepted client connection.
 struct Client {
     peer: SocketAddr,
+    tls: bool,
     /// By when the first bytes must have come.
     deadline: tokio::time::Instant,
     idle_timeout: Duration,
@@ -229,10 +284,10 @@ impl Client {
     /// TLS handshake) until it closes, it has been idle for `idle_timeout`, or
     /// the listener drains. The protocol is known from the first bytes, which
     /// must come by `deadline`.
-    async fn serve<I, S, B>(self, mut stream: I, builder: &auto::Builder<TokioExecutor>, service: S)
+    async fn serve<I, M, B>(self, mut stream: I, builder: &auto::Builder<TokioExecutor>, service: M)
     where
         I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-        S: HttpService<B>,
+        M: PerConnection<B>,
         B: ResponseBody,
     {
         let peer = self.peer;
@@ -246,10 +301,11 @@ impl Client {
         };
         let io = TokioIo::new(Rewind::new(prefix, stream));
         let activity = Arc::new(Activity::new());
-        let service = InFlight {
-            inner: service,
+        let service = service.connect(Connection {
+            peer,
+            tls: self.tls,
             activity: activity.clone(),
-        };
+        });
         let connection =
             builder.serve_connection_with_upgrades(io, TowerToHyperService::new(service));
         tokio::pin!(connection);
@@ -304,9 +360,15 @@ async fn idle_for(activity: Arc<Activity>, timeout: Duration) {
 /// Counts a connection's requests in flight: from the call until the
 /// response body is dropped (sent whole, or abandoned).
 #[derive(Clone)]
-struct InFlight<S> {
+pub struct InFlight<S> {
     inner: S,
     activity: Arc<Activity>,
+}
+
+impl<S> std::fmt::Debug for InFlight<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InFlight")
+    }
 }
 
 /// A connection's requests in flight and when the last one ended.
@@ -342,7 +404,13 @@ impl Activity {
 }
 
 /// One request in flight; its drop ends it.
-struct Busy(Arc<Activity>);
+pub struct Busy(Arc<Activity>);
+
+impl std::fmt::Debug for Busy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Busy")
+    }
+}
 
 impl Busy {
     fn new(activity: &Arc<Activity>) -> Busy {
@@ -390,6 +458,12 @@ where
 pub struct Counted<B> {
     inner: B,
     _busy: Busy,
+}
+
+impl<B> Counted<B> {
+    pub fn new(inner: B, busy: Busy) -> Counted<B> {
+        Counted { inner, _busy: busy }
+    }
 }
 
 impl<B> std::fmt::Debug for Counted<B> {

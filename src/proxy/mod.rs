@@ -23,6 +23,7 @@ mod tunnel;
 use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -30,19 +31,21 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body::Body;
 use http_body_util::Limited;
+use hyper::body::Incoming;
 use std::sync::LazyLock;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
-use tracing::debug;
+use tracing::{Instrument, debug};
 
 use crate::body::{self, BoxError, ProxyBody};
 use crate::config::{FallbackConfig, RateKey};
 use crate::error::ProxyError;
 use crate::headers::{self, X_REQUEST_ID};
 use crate::route::{self, Target};
+use crate::server::{self, ClientAddr, ClientTls, Connection, Counted};
 use crate::snapshot::{CompiledRoute, SharedSnapshot, Snapshot};
 
 pub(crate) use exchange::{Exchange, Observer};
@@ -62,7 +65,7 @@ static DEFAULT_FALLBACK: LazyLock<FallbackConfig> = LazyLock::new(FallbackConfig
 /// The innermost tower service: routes and forwards one request. Cloned per
 /// connection and per request, so it is one `Arc`.
 #[derive(Clone)]
-pub(crate) struct ProxyService(Arc<Shared>);
+pub struct ProxyService(Arc<Shared>);
 
 /// What every request of every connection shares.
 struct Shared {
@@ -97,6 +100,75 @@ impl ProxyService {
     }
 }
 
+/// The client as the listener saw it.
+#[derive(Clone, Copy, Debug)]
+struct Peer {
+    ip: IpAddr,
+    tls: bool,
+}
+
+impl ProxyService {
+    /// One request, start to end: what a stack of tower layers used to do
+    /// around the proxy, done in one place with no allocation of its own
+    /// (credentials marked sensitive: redacted in debug output, never
+    /// HPACK-indexed; `x-request-id` passed on or created, and echoed in the
+    /// response; a `debug` span carrying it), then [`handle`].
+    fn serve<B>(
+        &self,
+        mut req: Request<B>,
+        peer: Peer,
+    ) -> impl Future<Output = Response<ProxyBody>> + Send + 'static
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        for (name, value) in req.headers_mut().iter_mut() {
+            if name == header::AUTHORIZATION
+                || name == header::PROXY_AUTHORIZATION
+                || name == header::COOKIE
+            {
+                value.set_sensitive(true);
+            }
+        }
+        let request_id = match req.headers().get(&X_REQUEST_ID) {
+            Some(id) => id.clone(),
+            None => {
+                let id = headers::new_request_id();
+                req.headers_mut().insert(&X_REQUEST_ID, id.clone());
+                id
+            }
+        };
+        let span = tracing::debug_span!(
+            "request",
+            method = %req.method(),
+            path = req.uri().path(),
+            request_id = request_id.to_str().ok(),
+        );
+        // One snapshot per request: a reload mid-request does not affect it.
+        let snapshot = self.0.snapshot.load_full();
+        let shared = self.0.clone();
+        let respond = async move {
+            let mut response =
+                handle(&snapshot, &shared, req.map(body::boxed), peer, &request_id).await;
+            // A backend's own request id stands.
+            if let http::header::Entry::Vacant(entry) = response.headers_mut().entry(&X_REQUEST_ID)
+            {
+                entry.insert(request_id);
+            }
+            response
+        };
+        async move {
+            if span.is_disabled() {
+                respond.await
+            } else {
+                respond.instrument(span).await
+            }
+        }
+    }
+}
+
+/// Used without the listener (tests, embedding): the client is read from
+/// the request's [`ClientAddr`] and [`ClientTls`] extensions, if any.
 impl<B> tower::Service<Request<B>> for ProxyService
 where
     B: Body<Data = Bytes> + Send + 'static,
@@ -111,10 +183,56 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        // One snapshot per request: a reload mid-request does not affect it.
-        let snapshot = self.0.snapshot.load_full();
-        let shared = self.0.clone();
-        Box::pin(async move { Ok(handle(&snapshot, &shared, req.map(body::boxed)).await) })
+        let extensions = req.extensions();
+        let peer = Peer {
+            ip: extensions
+                .get::<ClientAddr>()
+                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.0.ip()),
+            tls: extensions.get::<ClientTls>().is_some(),
+        };
+        let respond = self.serve(req, peer);
+        Box::pin(async move { Ok(respond.await) })
+    }
+}
+
+impl server::PerConnection<Counted<ProxyBody>> for ProxyService {
+    type Service = ConnectionProxy;
+
+    fn connect(&self, connection: Connection) -> ConnectionProxy {
+        ConnectionProxy {
+            proxy: self.clone(),
+            peer: Peer {
+                ip: connection.peer.ip(),
+                tls: connection.tls,
+            },
+            connection,
+        }
+    }
+}
+
+/// The proxy on one accepted connection: knows its client, and counts its
+/// requests in flight until their response body is dropped.
+#[derive(Clone, Debug)]
+pub struct ConnectionProxy {
+    proxy: ProxyService,
+    peer: Peer,
+    connection: Connection,
+}
+
+impl tower::Service<Request<Incoming>> for ConnectionProxy {
+    type Response = Response<Counted<ProxyBody>>;
+    type Error = Infallible;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<Response<Counted<ProxyBody>>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let busy = self.connection.busy();
+        let respond = self.proxy.serve(req, self.peer);
+        Box::pin(async move { Ok(respond.await.map(|body| Counted::new(body, busy))) })
     }
 }
 
@@ -122,6 +240,8 @@ async fn handle(
     snapshot: &Snapshot,
     shared: &Shared,
     mut req: Request<ProxyBody>,
+    peer: Peer,
+    request_id: &HeaderValue,
 ) -> Response<ProxyBody> {
     let started = Instant::now();
     let upgrade = headers::is_upgrade_request(req.headers()).then(|| hyper::upgrade::on(&mut req));
@@ -136,7 +256,7 @@ async fn handle(
         to_new: false,
         attempts: Attempts::default(),
         started,
-        request_id: req.headers().get(&X_REQUEST_ID).cloned(),
+        request_id: Some(request_id.clone()),
         client: None,
     };
     // Until the answer is made: if this future is dropped, the client went away.
@@ -149,7 +269,7 @@ async fn handle(
     // Taken out so the routing result can borrow it while the parts move on.
     let uri = std::mem::take(&mut parts.uri);
     let mut set_cookie = None;
-    let outcome = match route_request(snapshot, &parts, &uri, upgrade.is_some()) {
+    let outcome = match route_request(snapshot, &parts, &uri, peer, upgrade.is_some()) {
         Ok(mut routed) => {
             set_cookie = routed.set_cookie.take();
             exchange.route = routed.decision.route;

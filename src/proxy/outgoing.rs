@@ -14,7 +14,6 @@ use crate::body::ProxyBody;
 use crate::config::{FallbackConfig, Protocol};
 use crate::error::ProxyError;
 use crate::headers;
-use crate::server::ClientTls;
 use crate::snapshot::CompiledRoute;
 
 /// The parts of the upstream request shared by the first try and a replay.
@@ -58,7 +57,6 @@ impl<'a> Outgoing<'a> {
         let Parts {
             method,
             mut headers,
-            extensions,
             ..
         } = parts;
         let te_trailers = headers::wants_trailers(&headers);
@@ -67,11 +65,7 @@ impl<'a> Outgoing<'a> {
         // Only strangler marks a request as a shadow: a backend that skips
         // side effects for one must not be fooled by a client.
         headers.remove(&X_STRANGLER_SHADOW);
-        let proto = if extensions.get::<ClientTls>().is_some() {
-            "https"
-        } else {
-            "http"
-        };
+        let proto = if routed.tls { "https" } else { "http" };
         // SPEC §3.9: a trusted load balancer's X-Forwarded-Proto and
         // X-Forwarded-Host are kept as sent; anyone else's are overwritten.
         let sent_by_proxy = |name: &http::HeaderName| {

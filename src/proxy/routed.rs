@@ -2,7 +2,7 @@
 //! decided, and what forwarding needs of the client (host, address).
 
 use std::borrow::Cow;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::time::SystemTime;
 
 use http::Uri;
@@ -14,7 +14,6 @@ use crate::config::Sticky;
 use crate::error::ProxyError;
 use crate::headers;
 use crate::route::{self, Decision, RequestInfo};
-use crate::server::{ClientAddr, ClientTls};
 use crate::snapshot::Snapshot;
 
 /// What the proxy derives once from the client's request, before forwarding.
@@ -34,6 +33,8 @@ pub(super) struct Routed<'u> {
     /// The peer is in `trusted_proxies`: its `X-Forwarded-Proto` and
     /// `X-Forwarded-Host` are kept as sent.
     pub trusted_peer: bool,
+    /// The client connected over TLS.
+    pub tls: bool,
     /// An HTTP/1.1 upgrade (WebSocket) request.
     pub upgrade: bool,
     /// The `Set-Cookie` of a fresh sticky key (SPEC §3.2 `set_cookie`).
@@ -45,6 +46,7 @@ pub(super) fn route_request<'u>(
     snapshot: &Snapshot,
     parts: &Parts,
     uri: &'u Uri,
+    peer: super::Peer,
     upgrade: bool,
 ) -> Result<Routed<'u>, ProxyError> {
     let raw_path = uri.path();
@@ -58,10 +60,7 @@ pub(super) fn route_request<'u>(
     check_host(parts, uri)?;
     let path = route::normalize_path(raw_path);
     let host = headers::client_host(uri, &parts.headers);
-    let peer_ip = parts
-        .extensions
-        .get::<ClientAddr>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.0.ip());
+    let peer_ip = peer.ip;
     let trusted = &snapshot.config.server.trusted_proxies;
     let trusted_peer = is_trusted(trusted, peer_ip);
     let client_ip = if trusted_peer {
@@ -100,8 +99,7 @@ pub(super) fn route_request<'u>(
                 ..info
             };
             decision = route::decide(&snapshot.config, &snapshot.router, &info, inputs, runtime);
-            let secure = parts.extensions.get::<ClientTls>().is_some();
-            set_cookie = set_cookie_value(name, &key, secure);
+            set_cookie = set_cookie_value(name, &key, peer.tls);
         }
     }
     Ok(Routed {
@@ -112,6 +110,7 @@ pub(super) fn route_request<'u>(
         client_ip,
         peer_ip,
         trusted_peer,
+        tls: peer.tls,
         upgrade,
         set_cookie,
     })

@@ -404,12 +404,14 @@ impl TestService {
             Err(errors) => panic!("test config invalid:\n{errors}"),
         };
         let snapshot = Snapshot::new(config, None).expect("test config's backends");
-        let service = strangler::proxy_service(
-            Arc::new(ArcSwap::from_pointee(snapshot)),
-            None,
-            TaskTracker::new(),
-        )
-        .map_response(|response| response.map(pbody::boxed));
+        let service = ServiceExt::<Request<Full<Bytes>>>::map_response(
+            strangler::proxy_service(
+                Arc::new(ArcSwap::from_pointee(snapshot)),
+                None,
+                TaskTracker::new(),
+            ),
+            |response| response.map(pbody::boxed),
+        );
         TestService {
             service: BoxCloneSyncService::new(service),
         }
