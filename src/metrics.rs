@@ -8,25 +8,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 use tracing::info;
 
+use crate::config::BackendId;
 use crate::headers::IpText;
 use crate::proxy::{AttemptResult, Exchange, FallbackReason, Observer};
 use crate::shadow::ShadowResult;
 use crate::snapshot::Snapshot;
 use crate::stats::Label;
-
-/// Latency buckets in seconds: sub-millisecond to tens of seconds.
-const DURATION_BUCKETS: [f64; 16] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-    60.0,
-];
+use crate::stats::latency::Latency;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -321,33 +315,63 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts the request, its latency and its attempts in the series the
+    /// route's snapshot handles keep, asking the families only for series
+    /// the route has not used yet.
     fn record(&self, snapshot: &Snapshot, exchange: &Exchange, elapsed: Duration) {
-        let route = snapshot.handles(exchange.route).label.clone();
-        let backend = match exchange.backend {
+        let handles = snapshot.handles(exchange.route);
+        let series = handles.metrics.get();
+        let route = &handles.label;
+        let backend_label = |backend: Option<BackendId>| match backend {
             Some(b) => snapshot.backend(b).name_label.clone(),
             None => self.no_backend.clone(),
         };
-        self.requests
-            .get_or_create(&RequestLabels {
-                route: route.clone(),
-                backend: backend.clone(),
-                code: exchange.status.as_u16(),
-            })
-            .inc();
-        self.durations
-            .get_or_create(&RouteBackendLabels {
-                route: route.clone(),
-                backend,
-            })
-            .observe(elapsed);
-        for (backend, result) in exchange.attempts.iter() {
-            self.attempts
-                .get_or_create(&AttemptLabels {
+        let code = exchange.status.as_u16();
+        let requests = || {
+            self.requests
+                .get_or_create(&RequestLabels {
                     route: route.clone(),
-                    backend: snapshot.backend(backend).name_label.clone(),
-                    result: result.label(),
+                    backend: backend_label(exchange.backend),
+                    code,
                 })
-                .inc();
+                .clone()
+        };
+        match series
+            .requests
+            .get_or_make((exchange.backend, code), requests)
+        {
+            Some(counter) => counter.inc(),
+            None => requests().inc(),
+        };
+        let durations = || {
+            self.durations
+                .get_or_create(&RouteBackendLabels {
+                    route: route.clone(),
+                    backend: backend_label(exchange.backend),
+                })
+                .clone()
+        };
+        match series.durations.get_or_make(exchange.backend, durations) {
+            Some(latency) => latency.observe(elapsed),
+            None => durations().observe(elapsed),
+        }
+        for (backend, result) in exchange.attempts.iter() {
+            let attempts = || {
+                self.attempts
+                    .get_or_create(&AttemptLabels {
+                        route: route.clone(),
+                        backend: backend_label(Some(backend)),
+                        result: result.label(),
+                    })
+                    .clone()
+            };
+            match series
+                .attempts
+                .get_or_make((backend, result.label()), attempts)
+            {
+                Some(counter) => counter.inc(),
+                None => attempts().inc(),
+            };
         }
         // Only a rate limit makes the proxy itself answer 429.
         if exchange.proxy_error && exchange.status == http::StatusCode::TOO_MANY_REQUESTS {
@@ -360,7 +384,7 @@ impl Metrics {
         if let Some(reason) = exchange.fallback {
             self.fallbacks
                 .get_or_create(&FallbackLabels {
-                    route,
+                    route: route.clone(),
                     reason: reason.label(),
                 })
                 .inc();
@@ -399,60 +423,6 @@ fn openmetrics_to_prometheus(text: &str) -> String {
         out.push('\n');
     }
     out
-}
-
-/// A latency histogram over [`DURATION_BUCKETS`] updated with atomics only:
-/// prometheus-client's own `Histogram` takes a write lock per observation,
-/// which every request of a route would contend on.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Latency(Arc<LatencyCells>);
-
-#[derive(Debug, Default)]
-struct LatencyCells {
-    /// Per bucket (not cumulative); the last one is `+Inf`.
-    buckets: [AtomicU64; DURATION_BUCKETS.len() + 1],
-    count: AtomicU64,
-    sum_nanos: AtomicU64,
-}
-
-impl Latency {
-    pub(crate) fn observe(&self, elapsed: Duration) {
-        let seconds = elapsed.as_secs_f64();
-        let bucket = DURATION_BUCKETS
-            .iter()
-            .position(|&bound| seconds <= bound)
-            .unwrap_or(DURATION_BUCKETS.len());
-        let cells = &self.0;
-        cells.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        cells.count.fetch_add(1, Ordering::Relaxed);
-        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        cells.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
-    }
-}
-
-impl TypedMetric for Latency {
-    const TYPE: MetricType = MetricType::Histogram;
-}
-
-impl EncodeMetric for Latency {
-    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let cells = &self.0;
-        let buckets: Vec<(f64, u64)> = DURATION_BUCKETS
-            .iter()
-            .copied()
-            .chain(std::iter::once(f64::MAX))
-            .zip(&cells.buckets)
-            .map(|(bound, n)| (bound, n.load(Ordering::Relaxed)))
-            .collect();
-        // The count is the buckets' total, so a scrape is self-consistent.
-        let count = buckets.iter().map(|(_, n)| n).sum();
-        let sum = cells.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
-    }
-
-    fn metric_type(&self) -> MetricType {
-        Self::TYPE
-    }
 }
 
 /// Feeds [`Metrics`] and [`RouteCounters`] and writes one access-log event
@@ -577,23 +547,5 @@ mod tests {
             openmetrics_to_prometheus(open),
             "# HELP a_requests_total Requests.\n# TYPE a_requests_total counter\na_requests_total{x=\"1\"} 3\n# HELP g A gauge.\n# TYPE g gauge\ng 1.5\n"
         );
-    }
-
-    #[test]
-    fn latency_histogram_encodes_cumulative_buckets() {
-        let latency = Latency::default();
-        latency.observe(Duration::from_micros(300));
-        latency.observe(Duration::from_millis(3));
-        latency.observe(Duration::from_secs(100));
-        let mut registry = Registry::default();
-        registry.register("t_seconds", "test", latency);
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
-        assert!(out.contains("t_seconds_bucket{le=\"0.0005\"} 1\n"), "{out}");
-        assert!(out.contains("t_seconds_bucket{le=\"0.005\"} 2\n"), "{out}");
-        assert!(out.contains("t_seconds_bucket{le=\"60.0\"} 2\n"), "{out}");
-        assert!(out.contains("t_seconds_bucket{le=\"+Inf\"} 3\n"), "{out}");
-        assert!(out.contains("t_seconds_count 3\n"), "{out}");
-        assert!(out.contains("t_seconds_sum 100.0033\n"), "{out}");
     }
 }

@@ -14,6 +14,7 @@ use crate::ratelimit::RateLimiter;
 use crate::route::{self, RouteRuntime, Router, Weight};
 use crate::runtime::{FlagState, RouteState};
 use crate::shadow::ShadowState;
+use crate::stats::metric_handles::MetricHandles;
 use crate::stats::{Label, RouteCounters, RouteStats, Window};
 
 /// Everything a request reads, built once per (re)load, off the request path.
@@ -64,6 +65,9 @@ pub struct RouteHandles {
     /// With `[routes.shadow]`: its results and learned noise, kept across
     /// reloads for a route that keeps its name and its shadow.
     pub shadow: Option<Arc<ShadowState>>,
+    /// The metric series this snapshot's requests on the route use; fresh
+    /// per snapshot, as backend ids are.
+    pub(crate) metrics: MetricHandles,
 }
 
 /// The live snapshot, shared by every connection.
@@ -211,6 +215,7 @@ impl RouteHandles {
                 .shadow
                 .as_ref()
                 .map(|_| previous.and_then(|p| p.shadow.clone()).unwrap_or_default()),
+            metrics: MetricHandles::default(),
         }
     }
 
@@ -228,6 +233,7 @@ impl RouteHandles {
             state: Arc::default(),
             flag: None,
             shadow: None,
+            metrics: MetricHandles::default(),
         }
     }
 

@@ -108,16 +108,13 @@ struct Peer {
 }
 
 impl ProxyService {
-    /// One request, start to end: what a stack of tower layers used to do
-    /// around the proxy, done in one place with no allocation of its own
-    /// (credentials marked sensitive: redacted in debug output, never
-    /// HPACK-indexed; `x-request-id` passed on or created, and echoed in the
-    /// response; a `debug` span carrying it), then [`handle`].
-    fn serve<B>(
-        &self,
-        mut req: Request<B>,
-        peer: Peer,
-    ) -> impl Future<Output = Response<ProxyBody>> + Send + 'static
+    /// What a stack of tower layers used to do around the proxy, done in
+    /// one place with no allocation of its own: credentials marked
+    /// sensitive (redacted in debug output, never HPACK-indexed),
+    /// `x-request-id` passed on or created, and a `debug` span carrying it.
+    /// The rest happens in [`Front::respond`], which the caller boxes: the
+    /// request's large future is then built in place, never moved.
+    fn front<B>(&self, mut req: Request<B>, peer: Peer) -> (Front, tracing::Span)
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
@@ -144,26 +141,55 @@ impl ProxyService {
             path = req.uri().path(),
             request_id = request_id.to_str().ok(),
         );
-        // One snapshot per request: a reload mid-request does not affect it.
-        let snapshot = self.0.snapshot.load_full();
-        let shared = self.0.clone();
-        let respond = async move {
-            let mut response =
-                handle(&snapshot, &shared, req.map(body::boxed), peer, &request_id).await;
-            // A backend's own request id stands.
-            if let http::header::Entry::Vacant(entry) = response.headers_mut().entry(&X_REQUEST_ID)
-            {
-                entry.insert(request_id);
-            }
-            response
+        let front = Front {
+            // One snapshot per request: a reload mid-request does not affect it.
+            snapshot: self.0.snapshot.load_full(),
+            shared: self.0.clone(),
+            req: req.map(body::boxed),
+            peer,
+            request_id,
         };
-        async move {
-            if span.is_disabled() {
-                respond.await
-            } else {
-                respond.instrument(span).await
-            }
+        (front, span)
+    }
+}
+
+/// One request, ready to be answered.
+struct Front {
+    snapshot: Arc<Snapshot>,
+    shared: Arc<Shared>,
+    req: Request<ProxyBody>,
+    peer: Peer,
+    request_id: HeaderValue,
+}
+
+impl Front {
+    async fn respond(self) -> Response<ProxyBody> {
+        let Front {
+            snapshot,
+            shared,
+            req,
+            peer,
+            request_id,
+        } = self;
+        let mut response = handle(&snapshot, &shared, req, peer, &request_id).await;
+        // A backend's own request id stands.
+        if let http::header::Entry::Vacant(entry) = response.headers_mut().entry(&X_REQUEST_ID) {
+            entry.insert(request_id);
         }
+        response
+    }
+}
+
+/// Boxes `answer`, inside its span only when that span is enabled (debug
+/// logging), so the common case adds no wrapper.
+fn boxed<T: 'static>(
+    answer: impl Future<Output = T> + Send + 'static,
+    span: tracing::Span,
+) -> Pin<Box<dyn Future<Output = T> + Send>> {
+    if span.is_disabled() {
+        Box::pin(answer)
+    } else {
+        Box::pin(answer.instrument(span))
     }
 }
 
@@ -190,8 +216,8 @@ where
                 .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.0.ip()),
             tls: extensions.get::<ClientTls>().is_some(),
         };
-        let respond = self.serve(req, peer);
-        Box::pin(async move { Ok(respond.await) })
+        let (front, span) = self.front(req, peer);
+        boxed(async move { Ok(front.respond().await) }, span)
     }
 }
 
@@ -231,8 +257,11 @@ impl tower::Service<Request<Incoming>> for ConnectionProxy {
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         let busy = self.connection.busy();
-        let respond = self.proxy.serve(req, self.peer);
-        Box::pin(async move { Ok(respond.await.map(|body| Counted::new(body, busy))) })
+        let (front, span) = self.proxy.front(req, self.peer);
+        boxed(
+            async move { Ok(front.respond().await.map(|body| Counted::new(body, busy))) },
+            span,
+        )
     }
 }
 

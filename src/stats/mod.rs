@@ -5,8 +5,12 @@
 //! - [`RouteCounters`]: answers and attempts by side, for `/routes`;
 //! - [`History`]: the last 15 minutes, one point a minute, for the status page;
 //! - [`window`]: the live statistics over a sliding window (SPEC §3.6);
-//! - [`verdict`]: whether those statistics trip the rollback.
+//! - [`verdict`]: whether those statistics trip the rollback;
+//! - [`latency`] and [`metric_handles`]: a route's metric series, resolved
+//!   once per snapshot.
 
+pub(crate) mod latency;
+pub(crate) mod metric_handles;
 pub(crate) mod verdict;
 pub(crate) mod window;
 
