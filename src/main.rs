@@ -259,10 +259,16 @@ fn exit(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-/// A multi-threaded runtime with `workers` threads (0: one per core).
+/// A runtime with `workers` threads (0: one per core). One worker is a
+/// current-thread runtime: with nothing to steal work from, the
+/// multi-threaded scheduler's queues and wake-ups are pure cost.
 fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if workers > 0 {
+    let mut builder = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    if workers > 1 {
         builder.worker_threads(workers);
     }
     builder.enable_all().build()

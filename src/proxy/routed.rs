@@ -190,6 +190,24 @@ fn valid_host(host: &[u8]) -> bool {
     if host.is_empty() || host.contains(&b'@') {
         return false;
     }
+    // The common host, a DNS name or IPv4 address with maybe a port, is
+    // checked in place; anything else (an IPv6 literal ...) is parsed.
+    let (name, port) = match host.iter().position(|&b| b == b':') {
+        Some(colon) => (&host[..colon], Some(&host[colon + 1..])),
+        None => (host, None),
+    };
+    if !name.is_empty()
+        && name
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+    {
+        return port.is_none_or(|p| p.iter().all(u8::is_ascii_digit));
+    }
+    parsed_host_valid(host)
+}
+
+/// [`valid_host`] for any host: parsed as an authority.
+fn parsed_host_valid(host: &[u8]) -> bool {
     match http::uri::Authority::try_from(host) {
         Ok(authority) => {
             let name = authority.host();
@@ -222,6 +240,27 @@ fn set_cookie_value(name: &str, key: &str, secure: bool) -> Option<HeaderValue> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fast_host_check_agrees_with_parsing() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let alphabet = b"aZ09.-:_[]@%1";
+        for _ in 0..20_000 {
+            let len = rng.usize(1..12);
+            let host: Vec<u8> = (0..len)
+                .map(|_| alphabet[rng.usize(..alphabet.len())])
+                .collect();
+            if host.contains(&b'@') {
+                continue;
+            }
+            assert_eq!(
+                valid_host(&host),
+                parsed_host_valid(&host),
+                "{}",
+                String::from_utf8_lossy(&host)
+            );
+        }
+    }
 
     #[test]
     fn hosts() {
