@@ -40,6 +40,8 @@ pub(crate) struct Admin {
     pub ready: AtomicBool,
     /// The routes' last 15 minutes, for the status page.
     pub history: Arc<Histories>,
+    /// With `[control]`: the fleet link's state, for `/config`.
+    pub control: Option<Arc<crate::control::ControlStatus>>,
 }
 
 /// `/metrics` in the Prometheus text format 0.0.4.
@@ -225,6 +227,7 @@ impl Admin {
             "overrides": self.overrides_json(),
             "last_error_at": status.last_error_at.map(rfc3339),
             "restart_required": status.restart_required,
+            "control": self.control.as_ref().map(|c| c.json()),
         })
     }
 

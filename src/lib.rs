@@ -11,6 +11,7 @@
 mod admin;
 pub mod app;
 mod backend;
+mod control;
 pub mod body;
 pub mod check;
 pub mod cidr;
