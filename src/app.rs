@@ -152,7 +152,11 @@ pub fn start(launch: Launch) -> Result<Running, StartError> {
         .transpose()
         .map_err(ReloadError::Tls)?;
     let mut metrics = Metrics::new();
-    let control_gauge = launch.config.control.is_some().then(|| metrics.control_gauge());
+    let control_gauge = launch
+        .config
+        .control
+        .is_some()
+        .then(|| metrics.control_gauge());
     let metrics = Arc::new(metrics);
     let snapshot = Snapshot::new(launch.config, None).map_err(ReloadError::Backend)?;
     state_file::restore_at_start(&snapshot);

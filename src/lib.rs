@@ -11,11 +11,11 @@
 mod admin;
 pub mod app;
 mod backend;
-mod control;
 pub mod body;
 pub mod check;
 pub mod cidr;
 pub mod config;
+mod control;
 pub mod demo;
 pub mod diff;
 pub mod echo;

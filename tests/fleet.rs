@@ -236,12 +236,7 @@ async fn flag_value(proxy: &Binary) -> Value {
 }
 
 /// Waits until `check` holds on every proxy; the time it took.
-async fn on_all<'a, F, Fut>(
-    fleet: &[&'a Proxy],
-    within: Duration,
-    what: &str,
-    check: F,
-) -> Duration
+async fn on_all<'a, F, Fut>(fleet: &[&'a Proxy], within: Duration, what: &str, check: F) -> Duration
 where
     F: Fn(&'a Proxy) -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -257,10 +252,14 @@ where
         if done.iter().all(|d| *d) {
             return start.elapsed();
         }
-        assert!(
-            start.elapsed() < within,
-            "not true on every proxy within {within:?}: {what} ({done:?})"
-        );
+        if start.elapsed() >= within {
+            for (proxy, done) in fleet.iter().zip(&done) {
+                if !done {
+                    eprintln!("--- log of {}:\n{}", proxy.admin, proxy.log());
+                }
+            }
+            panic!("not true on every proxy within {within:?}: {what} ({done:?})");
+        }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -381,8 +380,12 @@ impl Traffic {
         let failed = Arc::new(AtomicU64::new(0));
         let slowest_us = Arc::new(AtomicU64::new(0));
         let task = tokio::spawn({
-            let (stop, sent, failed, slowest_us) =
-                (stop.clone(), sent.clone(), failed.clone(), slowest_us.clone());
+            let (stop, sent, failed, slowest_us) = (
+                stop.clone(),
+                sent.clone(),
+                failed.clone(),
+                slowest_us.clone(),
+            );
             async move {
                 let client = support::client();
                 // Bounded: at most this many requests.
@@ -391,7 +394,9 @@ impl Traffic {
                         break;
                     }
                     let url = &urls[i % urls.len()];
-                    let request = support::request("GET", url).body(Default::default()).unwrap();
+                    let request = support::request("GET", url)
+                        .body(Default::default())
+                        .unwrap();
                     let start = Instant::now();
                     let answer = support::send_with(&client, request).await;
                     let took = start.elapsed().as_micros() as u64;
@@ -459,7 +464,10 @@ async fn losing_redis_costs_no_request_and_what_happened_meanwhile_is_merged_on_
     // Redis is back, empty: A's trip and C's override are written back and
     // reach everyone.
     redis.spawn();
-    on_all(&all, WITHIN, "connected again", |p| async { connected(p, true).await }).await;
+    on_all(&all, WITHIN, "connected again", |p| async {
+        connected(p, true).await
+    })
+    .await;
     on_all(&all, PROPAGATION, "A's trip everywhere", |p| async {
         rollback_state(p).await == "tripped"
     })
@@ -471,16 +479,25 @@ async fn losing_redis_costs_no_request_and_what_happened_meanwhile_is_merged_on_
 
     // SIGSTOP: a Redis that hangs with its connections open.
     redis.signal("STOP");
-    on_all(&all, WITHIN, "connected: false while Redis hangs", |p| async {
-        connected(p, false).await
-    })
+    on_all(
+        &all,
+        WITHIN,
+        "connected: false while Redis hangs",
+        |p| async { connected(p, false).await },
+    )
     .await;
     // A resume on B while Redis hangs; then Redis wakes.
-    assert_eq!(post(&b.admin_url("/routes/api/resume"), "").await.status, 200);
+    assert_eq!(
+        post(&b.admin_url("/routes/api/resume"), "").await.status,
+        200
+    );
     redis.signal("CONT");
-    on_all(&all, WITHIN, "the resume made while Redis hung, everywhere", |p| async {
-        rollback_state(p).await == "armed" && connected(p, true).await
-    })
+    on_all(
+        &all,
+        WITHIN,
+        "the resume made while Redis hung, everywhere",
+        |p| async { rollback_state(p).await == "armed" && connected(p, true).await },
+    )
     .await;
 
     let (sent, failed, slowest) = traffic.stop().await;
@@ -503,7 +520,11 @@ async fn a_restarted_proxy_joins_with_the_fleets_state() {
     for _ in 0..10 {
         get(&fleet[0].url("/api/x")).await;
     }
-    post(&fleet[0].admin_url("/routes/api/override"), r#"{"weight": 60}"#).await;
+    post(
+        &fleet[0].admin_url("/routes/api/override"),
+        r#"{"weight": 60}"#,
+    )
+    .await;
     post(&fleet[1].admin_url("/flags/beta"), r#"{"value": true}"#).await;
     let all: Vec<&Proxy> = fleet.iter().collect();
     on_all(&all, WITHIN, "the state everywhere", |p| async {

@@ -36,7 +36,8 @@ pub(super) fn read_control(p: &mut Problems, root: &Table<'_, '_>) -> Option<Con
 
 /// A `redis://` or `rediss://` URL the redis client accepts.
 fn redis_url(p: &mut Problems, v: &Value<'_>) -> Option<String> {
-    let hint = "write a URL like \"redis://redis:6379/0\" or \"rediss://:PASSWORD@redis.example:6380/0\"";
+    let hint =
+        "write a URL like \"redis://redis:6379/0\" or \"rediss://:PASSWORD@redis.example:6380/0\"";
     let url = expect_str(p, v, "a redis:// or rediss:// URL", hint)?;
     let scheme_ok = url.starts_with("redis://") || url.starts_with("rediss://");
     let parsed = scheme_ok.then(|| redis::Client::open(url));
@@ -89,7 +90,10 @@ mod tests {
 
     #[test]
     fn passwords_never_show() {
-        assert_eq!(redact("redis://127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0");
+        assert_eq!(
+            redact("redis://127.0.0.1:6379/0"),
+            "redis://127.0.0.1:6379/0"
+        );
         assert_eq!(
             redact("rediss://:s3cret@redis:6380/0"),
             "rediss://:***@redis:6380/0"

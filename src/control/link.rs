@@ -121,7 +121,11 @@ struct Link {
 
 /// The link's task: connects, runs a session until it fails, and between
 /// sessions keeps recording local changes for when Redis answers again.
-pub(super) async fn run(config: ControlConfig, snapshot: SharedSnapshot, status: Arc<ControlStatus>) {
+pub(super) async fn run(
+    config: ControlConfig,
+    snapshot: SharedSnapshot,
+    status: Arc<ControlStatus>,
+) {
     let mut link = Link {
         hash: format!("{}state", config.key_prefix),
         channel: format!("{}changes", config.key_prefix),
@@ -260,11 +264,12 @@ impl Link {
             Some(conn) => self.write_pending(conn).await,
             None => Ok(()),
         };
-        if sync::apply(&snapshot, &self.fleet, &current) {
+        let (changed, applied) = sync::apply(&snapshot, &self.fleet, &current);
+        if changed {
             // Saved to state_file; not a change to send back.
             snapshot.state_changed.saver.notify_one();
         }
-        self.applied = sync::capture(&snapshot);
+        self.applied = applied;
         written
     }
 
@@ -315,7 +320,10 @@ impl Link {
     /// Sends what every route's statistics gained since the last call, reads
     /// the fleet's window back, shows it, and trips a route its verdict
     /// condemns (the trip is then sent like any other).
-    async fn fleet_statistics(&mut self, conn: &mut MultiplexedConnection) -> Result<(), LinkError> {
+    async fn fleet_statistics(
+        &mut self,
+        conn: &mut MultiplexedConnection,
+    ) -> Result<(), LinkError> {
         let snapshot = self.snapshot.load_full();
         let now = Instant::now();
         let prefix = self.config.key_prefix.clone();
@@ -363,10 +371,20 @@ impl Link {
             let name = &route.config.name;
             let stats = &route.handles.stats;
             for side in ["legacy", "new"] {
-                let window = if side == "new" { &stats.new } else { &stats.legacy };
-                let after = (side == "new").then(|| self.fleet.resumed_at(name)).flatten();
-                let slots =
-                    fleet_stats::window_slots(now_ms, window.slot_secs(), window.slot_count(), after);
+                let window = if side == "new" {
+                    &stats.new
+                } else {
+                    &stats.legacy
+                };
+                let after = (side == "new")
+                    .then(|| self.fleet.resumed_at(name))
+                    .flatten();
+                let slots = fleet_stats::window_slots(
+                    now_ms,
+                    window.slot_secs(),
+                    window.slot_count(),
+                    after,
+                );
                 for slot in &slots {
                     let key = fleet_stats::key(&prefix, name, side, window.slot_secs(), *slot);
                     read.cmd("HGETALL").arg(key);
@@ -450,4 +468,3 @@ fn replica_id() -> String {
         .unwrap_or_else(|| "proxy".into());
     format!("{host}-{}-{:04x}", std::process::id(), fastrand::u16(..))
 }
-

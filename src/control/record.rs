@@ -196,16 +196,16 @@ mod tests {
     #[test]
     fn records_encode_and_decode() {
         let r = weight(1_764_662_400_000, "a", Some(12.5));
-        assert_eq!(
-            r.encode(),
-            r#"{"at":1764662400000,"by":"a","weight":12.5}"#
-        );
+        assert_eq!(r.encode(), r#"{"at":1764662400000,"by":"a","weight":12.5}"#);
         assert_eq!(Record::decode(&r.encode()), Some(r.clone()));
         let trip = Record {
             reason: Some("error_rate 50%".into()),
             ..at(5, "b")
         };
-        assert_eq!(trip.encode(), r#"{"at":5,"by":"b","reason":"error_rate 50%"}"#);
+        assert_eq!(
+            trip.encode(),
+            r#"{"at":5,"by":"b","reason":"error_rate 50%"}"#
+        );
         assert_eq!(at(7, "c").encode(), r#"{"at":7,"by":"c"}"#);
         assert_eq!(Record::decode("{not json"), None);
         let message = encode_message(&Field::Override("/api/a:b".into()), &r);
@@ -213,7 +213,10 @@ mod tests {
             decode_message(&message),
             Some((Field::Override("/api/a:b".into()), r))
         );
-        assert_eq!(Field::parse("flag:new_auth"), Some(Field::Flag("new_auth".into())));
+        assert_eq!(
+            Field::parse("flag:new_auth"),
+            Some(Field::Flag("new_auth".into()))
+        );
         assert_eq!(Field::parse("other:x"), None);
         assert_eq!(decode_message("no newline"), None);
     }

@@ -112,67 +112,20 @@ pub(crate) fn changes(
 
 /// Applies the fleet's state to every route and flag of `snapshot` whose
 /// runtime state is still what `current` captured (one that changed since
-/// is a local change, sent at the next round). True when anything changed.
-pub(crate) fn apply(snapshot: &Snapshot, fleet: &Fleet, current: &Local) -> bool {
+/// is a local change, sent at the next round). Returns whether anything
+/// changed, and the new `applied`: the state after, except for what changed
+/// meanwhile, which keeps its `current` value so the next round sends it.
+pub(crate) fn apply(snapshot: &Snapshot, fleet: &Fleet, current: &Local) -> (bool, Local) {
     let mut changed = false;
+    let mut applied = current.clone();
     for route in snapshot.routes() {
         let name = route.config.name.as_str();
         let now = capture_route(route);
         if current.routes.get(name) != Some(&now) {
             continue;
         }
-        let state = &route.handles.state;
-        if fleet.get(&Field::Override(name.to_owned())).is_some() {
-            let wanted = fleet.weight_override(name);
-            if wanted != now.weight {
-                changed = true;
-                match wanted {
-                    Some((bp, at)) => {
-                        state.set_override(bp, time(at));
-                        warn!(route = name, weight = f64::from(bp) / 100.0, "override set by the fleet");
-                    }
-                    None => {
-                        state.clear_override();
-                        warn!(route = name, "override cleared by the fleet");
-                    }
-                }
-            }
-        }
-        let known = fleet.get(&Field::Trip(name.to_owned())).is_some()
-            || fleet.get(&Field::Resume(name.to_owned())).is_some();
-        if known {
-            match (fleet.trip(name), &now.trip) {
-                (Some(trip), None) => {
-                    changed = true;
-                    let reason = trip.reason.clone().unwrap_or_default();
-                    state.trip(Trip {
-                        reason: reason.clone(),
-                        since: time(trip.at),
-                    });
-                    error!(
-                        route = name,
-                        %reason,
-                        by = %trip.by,
-                        "route rolled back by the fleet: every request goes to legacy until POST /routes/NAME/resume"
-                    );
-                }
-                (Some(trip), Some((_, since))) if *since != trip.at => {
-                    // Tripped here too; the fleet keeps the first trip's figures.
-                    changed = true;
-                    state.restore_trip(Trip {
-                        reason: trip.reason.clone().unwrap_or_default(),
-                        since: time(trip.at),
-                    });
-                }
-                (None, Some(_)) => {
-                    changed = true;
-                    state.resume();
-                    route.handles.stats.new.clear();
-                    warn!(route = name, "route resumed by the fleet: the rollback is armed again with new's statistics cleared");
-                }
-                _ => {}
-            }
-        }
+        apply_route(route, fleet, &now, &mut changed);
+        applied.routes.insert(name.to_owned(), capture_route(route));
     }
     for (name, _, flag) in snapshot.flags() {
         let now = flag.override_info().map(|o| (o.value, ms(o.set_at)));
@@ -195,6 +148,76 @@ pub(crate) fn apply(snapshot: &Snapshot, fleet: &Fleet, current: &Local) -> bool
                 }
             }
         }
+        let after = flag.override_info().map(|o| (o.value, ms(o.set_at)));
+        applied.flags.insert(name.to_owned(), after);
     }
-    changed
+    (changed, applied)
+}
+
+fn apply_route(
+    route: &crate::snapshot::CompiledRoute,
+    fleet: &Fleet,
+    now: &LocalRoute,
+    changed: &mut bool,
+) {
+    let name = route.config.name.as_str();
+    let state = &route.handles.state;
+    if fleet.get(&Field::Override(name.to_owned())).is_some() {
+        let wanted = fleet.weight_override(name);
+        if wanted != now.weight {
+            *changed = true;
+            match wanted {
+                Some((bp, at)) => {
+                    state.set_override(bp, time(at));
+                    warn!(
+                        route = name,
+                        weight = f64::from(bp) / 100.0,
+                        "override set by the fleet"
+                    );
+                }
+                None => {
+                    state.clear_override();
+                    warn!(route = name, "override cleared by the fleet");
+                }
+            }
+        }
+    }
+    let known = fleet.get(&Field::Trip(name.to_owned())).is_some()
+        || fleet.get(&Field::Resume(name.to_owned())).is_some();
+    if known {
+        match (fleet.trip(name), &now.trip) {
+            (Some(trip), None) => {
+                *changed = true;
+                let reason = trip.reason.clone().unwrap_or_default();
+                state.trip(Trip {
+                    reason: reason.clone(),
+                    since: time(trip.at),
+                });
+                error!(
+                    route = name,
+                    %reason,
+                    by = %trip.by,
+                    "route rolled back by the fleet: every request goes to legacy until POST /routes/NAME/resume"
+                );
+            }
+            (Some(trip), Some((_, since))) if *since != trip.at => {
+                // Tripped here too; the fleet keeps the first trip's figures.
+                *changed = true;
+                state.restore_trip(Trip {
+                    reason: trip.reason.clone().unwrap_or_default(),
+                    since: time(trip.at),
+                });
+            }
+            (None, Some(_)) => {
+                *changed = true;
+                state.resume();
+                route.handles.stats.new.clear();
+                warn!(
+                    route = name,
+                    "route resumed by the fleet: the rollback is armed again with new's statistics cleared"
+                );
+            }
+            _ => {}
+        }
+    }
 }

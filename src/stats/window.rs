@@ -237,7 +237,12 @@ impl Summary {
             failures: self.failures.saturating_sub(base.failures),
             ..Summary::default()
         };
-        for ((d, n), b) in delta.latency.iter_mut().zip(&self.latency).zip(&base.latency) {
+        for ((d, n), b) in delta
+            .latency
+            .iter_mut()
+            .zip(&self.latency)
+            .zip(&base.latency)
+        {
             *d = n.saturating_sub(*b);
         }
         delta
