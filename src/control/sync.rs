@@ -221,3 +221,70 @@ fn apply_route(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local(weight: Option<(u16, u64)>, trip: Option<u64>, flag: Option<(bool, u64)>) -> Local {
+        let mut local = Local::default();
+        let route = LocalRoute {
+            weight,
+            trip: trip.map(|at| ("bad".to_owned(), at)),
+        };
+        local.routes.insert("r".into(), route);
+        local.flags.insert("f".into(), flag);
+        local
+    }
+
+    #[test]
+    fn nothing_changed_sends_nothing() {
+        let state = local(Some((100, 5)), Some(6), Some((true, 7)));
+        assert!(changes(&state, &state, &Fleet::default(), "me", 10).is_empty());
+    }
+
+    #[test]
+    fn sets_keep_their_time_and_clears_come_after_what_they_clear() {
+        let before = local(Some((100, 5)), Some(6), Some((true, 7)));
+        let mut fleet = Fleet::default();
+        fleet.merge(Field::Override("r".into()), Record::bare(50, "other"));
+        fleet.merge(Field::Trip("r".into()), Record::bare(60, "other"));
+        // Cleared, resumed and cleared here at 10, by a clock behind the
+        // records': each is dated after the record it ends.
+        let after = local(None, None, None);
+        let sent = changes(&after, &before, &fleet, "me", 10);
+        assert_eq!(
+            sent,
+            vec![
+                (Field::Override("r".into()), Record::bare(51, "me")),
+                (Field::Resume("r".into()), Record::bare(61, "me")),
+                (Field::Flag("f".into()), Record::bare(10, "me")),
+            ]
+        );
+        // Set here: the records carry the times of the sets.
+        let sent = changes(&before, &after, &fleet, "me", 99);
+        assert_eq!(sent[0].1.at, 5);
+        assert_eq!(sent[0].1.weight, Some(1.0));
+        assert_eq!(
+            sent[1],
+            (
+                Field::Trip("r".into()),
+                Record {
+                    reason: Some("bad".into()),
+                    ..Record::bare(6, "me")
+                }
+            )
+        );
+        assert_eq!(sent[2].1.value, Some(true));
+    }
+
+    /// State restored from `state_file` is sent like a change made here, so
+    /// the fleet's merge rules decide against what Redis holds.
+    #[test]
+    fn restored_state_is_sent_at_the_first_round() {
+        let restored = local(Some((2500, 5)), None, None);
+        let sent = changes(&restored, &Local::default(), &Fleet::default(), "me", 9);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0, Field::Override("r".into()));
+    }
+}

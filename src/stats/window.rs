@@ -134,9 +134,11 @@ impl Window {
             if !(oldest..=current).contains(&epoch) {
                 continue;
             }
-            let mut summary = Summary::default();
-            summary.attempts = u64::from(slot.attempts.load(Ordering::Relaxed));
-            summary.failures = u64::from(slot.failures.load(Ordering::Relaxed));
+            let mut summary = Summary {
+                attempts: u64::from(slot.attempts.load(Ordering::Relaxed)),
+                failures: u64::from(slot.failures.load(Ordering::Relaxed)),
+                ..Summary::default()
+            };
             for (sum, n) in summary.latency.iter_mut().zip(&slot.latency) {
                 *sum = u64::from(n.load(Ordering::Relaxed));
             }
