@@ -338,6 +338,9 @@ fn compose_commands_are_accepted_by_the_cli() {
     let services = &compose["services"];
     let mut subcommands = BTreeSet::new();
     for (name, service) in entries(services) {
+        if is_redis(service) {
+            continue;
+        }
         let command = strings(&service["command"]);
         assert_cli_accepts(&command, &format!("compose service {name}"));
         subcommands.insert(command[0].clone());
@@ -352,6 +355,68 @@ fn compose_commands_are_accepted_by_the_cli() {
         subcommands,
         BTreeSet::from(["echo".into(), "health".into(), "run".into()])
     );
+}
+
+/// The fleet's Redis, not one of ours.
+fn is_redis(service: &Yaml) -> bool {
+    service["image"]
+        .as_str()
+        .is_some_and(|image| image.starts_with("redis:"))
+}
+
+/// SPEC §3.10 on a laptop: two proxies on one config whose `[control]`
+/// names the compose file's Redis, each waiting for it, each on its own
+/// host ports (the admin APIs on the host's loopback only).
+#[test]
+fn compose_runs_a_fleet_of_two_proxies_sharing_redis() {
+    let compose = compose();
+    let services = &compose["services"];
+    let config = toml_file("config/compose.toml");
+    let url: http::Uri = config["control"]["redis"]
+        .as_str()
+        .expect("compose.toml has [control] redis")
+        .parse()
+        .unwrap();
+    assert_eq!(url.scheme_str(), Some("redis"));
+    let redis_host = url.host().unwrap();
+    let redis = &services[redis_host];
+    assert!(is_redis(redis), "no compose service {redis_host} running Redis");
+    let server = strings(&redis["command"]);
+    assert_eq!(server[0], "redis-server");
+    assert!(
+        server.windows(2).any(|w| w == ["--appendonly", "no"]),
+        "{server:?}"
+    );
+    let proxies: Vec<(&str, &Yaml)> = entries(services)
+        .into_iter()
+        .filter(|(_, s)| strings(&s["command"]) == ["run"])
+        .collect();
+    assert_eq!(proxies.len(), 2, "two proxy replicas");
+    let mut host_ports = BTreeSet::new();
+    for (name, proxy) in &proxies {
+        assert_eq!(
+            proxy["environment"]["STRANGLER_CONFIG"].as_str(),
+            Some("/etc/strangler/compose.toml"),
+            "{name} reads the shared config"
+        );
+        assert_eq!(
+            strings(&proxy["volumes"]),
+            ["./config:/etc/strangler:ro"],
+            "{name}"
+        );
+        assert_eq!(
+            proxy["depends_on"][redis_host]["condition"].as_str(),
+            Some("service_healthy"),
+            "{name} waits for Redis"
+        );
+        for port in strings(&proxy["ports"]) {
+            let host_port = port.rsplit(':').nth(1).unwrap().to_owned();
+            if port_of(&port) == 9901 {
+                assert!(port.starts_with("127.0.0.1:"), "{name}: {port}");
+            }
+            assert!(host_ports.insert(host_port), "{name} reuses a host port: {port}");
+        }
+    }
 }
 
 // === (2) Dockerfile ===
@@ -797,6 +862,10 @@ fn compose_builds_each_image_once_and_echo_exposes_nothing() {
     let mut built: BTreeMap<String, String> = BTreeMap::new();
     let mut used: Vec<(String, String)> = Vec::new();
     for (name, service) in entries(&compose["services"]) {
+        // The fleet's Redis is the one image pulled, not built.
+        if is_redis(service) {
+            continue;
+        }
         let image = service["image"]
             .as_str()
             .unwrap_or_else(|| panic!("{name} names its image"))
