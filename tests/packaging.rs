@@ -380,7 +380,10 @@ fn compose_runs_a_fleet_of_two_proxies_sharing_redis() {
     assert_eq!(url.scheme_str(), Some("redis"));
     let redis_host = url.host().unwrap();
     let redis = &services[redis_host];
-    assert!(is_redis(redis), "no compose service {redis_host} running Redis");
+    assert!(
+        is_redis(redis),
+        "no compose service {redis_host} running Redis"
+    );
     let server = strings(&redis["command"]);
     assert_eq!(server[0], "redis-server");
     assert!(
@@ -414,7 +417,10 @@ fn compose_runs_a_fleet_of_two_proxies_sharing_redis() {
             if port_of(&port) == 9901 {
                 assert!(port.starts_with("127.0.0.1:"), "{name}: {port}");
             }
-            assert!(host_ports.insert(host_port), "{name} reuses a host port: {port}");
+            assert!(
+                host_ports.insert(host_port),
+                "{name} reuses a host port: {port}"
+            );
         }
     }
 }
@@ -913,4 +919,41 @@ fn readme_compose_block_shows_the_fallback() {
     let block = &section[..section.find("\n```\n").unwrap()];
     assert!(block.contains("localhost:8080/api/payments/42"), "{block}");
     assert!(read("docker-compose.yml").contains("localhost:8080/api/payments/42"));
+}
+
+/// SPEC §3.10 on Kubernetes: the replicas' `[control]` names the Redis
+/// Service that redis.yaml runs (memory only), and kustomize applies it.
+#[test]
+fn kubernetes_replicas_share_the_redis_redis_yaml_runs() {
+    let config: toml::Table = configmap_toml().parse().unwrap();
+    let url: http::Uri = config["control"]["redis"]
+        .as_str()
+        .expect("the ConfigMap's config has [control] redis")
+        .parse()
+        .unwrap();
+    let documents = YamlLoader::load_from_str(&read("deploy/kubernetes/redis.yaml")).unwrap();
+    let service = documents
+        .iter()
+        .find(|d| d["kind"].as_str() == Some("Service"))
+        .expect("redis.yaml has a Service");
+    assert_eq!(service["metadata"]["name"].as_str(), url.host());
+    let port = number::<u16>(&items(&service["spec"]["ports"])[0]["port"], "port");
+    assert_eq!(Some(port), url.port_u16());
+    let deployment = documents
+        .iter()
+        .find(|d| d["kind"].as_str() == Some("Deployment"))
+        .expect("redis.yaml has a Deployment");
+    let args = strings(&items(&deployment["spec"]["template"]["spec"]["containers"])[0]["args"]);
+    assert!(
+        args.windows(2).any(|w| w == ["--appendonly", "no"]),
+        "{args:?}"
+    );
+    let kustomization = k8s("kustomization.yaml");
+    assert!(strings(&kustomization["resources"]).contains(&"redis.yaml".to_owned()));
+    // A password never goes in the ConfigMap: the way to a Secret is documented.
+    assert!(url.authority().is_some_and(|a| !a.as_str().contains('@')));
+    assert!(
+        read("deploy/kubernetes/configmap.yaml")
+            .contains("kubectl create secret generic strangler-config")
+    );
 }
