@@ -36,13 +36,18 @@ struct Redis {
 
 impl Redis {
     fn start() -> Redis {
-        let mut redis = Redis {
+        let mut redis = Redis::not_started();
+        redis.spawn();
+        redis
+    }
+
+    /// A port for a Redis that is not there yet.
+    fn not_started() -> Redis {
+        Redis {
             port: free_port(),
             server: None,
             dir: tempfile::tempdir().unwrap(),
-        };
-        redis.spawn();
-        redis
+        }
     }
 
     /// Starts the server (again, empty) on its port and waits for PONG.
@@ -555,4 +560,58 @@ async fn a_restarted_proxy_joins_with_the_fleets_state() {
         async move { text.contains("error_rate") }
     })
     .await;
+}
+
+// === No Redis at start ===
+
+/// `/readyz` does not wait for Redis, and the proxy serves with its own
+/// state; what changed meanwhile is written to Redis once it answers.
+#[tokio::test]
+async fn a_proxy_serves_without_redis_and_writes_its_changes_when_redis_comes() {
+    let mut redis = Redis::not_started();
+    let backends = Backends::start().await;
+    let config = fleet_config(&redis, &backends);
+    let state = tempfile::tempdir().unwrap();
+    let server = format!(
+        "state_file = \"{}\"",
+        state.path().join("state.json").display()
+    );
+    let alone = Proxy {
+        binary: Binary::start(&server, &config).await,
+        state,
+    };
+    assert_eq!(get(&alone.url("/beta/x")).await.status, 200);
+    eventually(WITHIN, "cut off, logged once", || async {
+        alone.log().contains("Redis is unreachable")
+    })
+    .await;
+    assert!(!connected(&alone, true).await);
+    let metrics = get(&alone.admin_url("/metrics")).await.text();
+    assert!(
+        metrics.contains("strangler_control_connected 0"),
+        "{metrics}"
+    );
+    let answer = post(
+        &alone.admin_url("/routes/api/override"),
+        r#"{"weight": 30}"#,
+    )
+    .await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(override_weight(&alone).await, 30.0);
+
+    redis.spawn();
+    eventually(WITHIN, "connected", || connected(&alone, true)).await;
+    assert_eq!(alone.log().matches("Redis is unreachable").count(), 1);
+    let joined = start_proxy(&config).await;
+    eventually(
+        PROPAGATION,
+        "the override written back reaches a new proxy",
+        || async { override_weight(&joined).await == 30.0 },
+    )
+    .await;
+    let metrics = get(&alone.admin_url("/metrics")).await.text();
+    assert!(
+        metrics.contains("strangler_control_connected 1"),
+        "{metrics}"
+    );
 }

@@ -142,8 +142,9 @@ pub(super) async fn run(
     };
     info!(redis = %link.config.redis_shown(), replica = %link.me, "control: sharing runtime state through Redis");
     let changed = link.snapshot.load().state_changed.clone();
-    // Cut off until the first session says otherwise (no warning for that).
-    let mut warned = true;
+    // Whether being cut off was logged: once per outage (an unreachable
+    // Redis at start is one too).
+    let mut warned = false;
     loop {
         let ended = link.session(&mut warned).await;
         link.status.set_connected(false);
@@ -192,10 +193,8 @@ impl Link {
         // Subscribed first, so no change made from now on is missed.
         self.resync(&mut conn).await?;
         self.status.set_connected(true);
-        if *warned {
-            *warned = false;
-            info!(redis = %self.config.redis_shown(), "control: connected to Redis; fleet state read");
-        }
+        *warned = false;
+        info!(redis = %self.config.redis_shown(), "control: connected to Redis; fleet state read");
         let changed = self.snapshot.load().state_changed.clone();
         let mut resync = tokio::time::interval(RESYNC_EVERY);
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
