@@ -76,6 +76,16 @@ pub(crate) fn window_slots(
         .collect()
 }
 
+/// How long after a slot ends every proxy has sent its counts: they send
+/// every second, so a slot this old no longer changes and is read once.
+const SETTLE_MS: u64 = 3_000;
+
+/// Whether `slot` (of `slot_secs`) ended at least [`SETTLE_MS`] before `now_ms`.
+pub(crate) fn settled(now_ms: u64, slot_secs: u64, slot: u64) -> bool {
+    let end_ms = (slot + 1) * slot_secs * 1000;
+    now_ms >= end_ms + SETTLE_MS
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};
@@ -97,6 +107,9 @@ mod tests {
         // A resume at 64.2 s clears the slots that began before it.
         assert_eq!(window_slots(65_500, 1, 3, Some(64_200)), vec![65]);
         assert_eq!(window_slots(1_000, 1, 60, None), vec![0, 1]);
+        // Slot 61 (61 s to 62 s) no longer changes from 65 s on.
+        assert!(!settled(64_999, 1, 61));
+        assert!(settled(65_000, 1, 61));
     }
 
     /// Three proxies' counts, encoded and summed as Redis would add them,

@@ -115,6 +115,8 @@ struct Link {
     /// What each local statistics slot had when last sent: (stats, side,
     /// slot number) → counts.
     sent: HashMap<(usize, &'static str, u64), Summary>,
+    /// The fleet's counts of settled slots, by key: read once.
+    settled: HashMap<String, Summary>,
     set_if_newer: Script,
     trip: Script,
 }
@@ -137,6 +139,7 @@ pub(super) async fn run(
         applied: Local::default(),
         pending: BTreeMap::new(),
         sent: HashMap::new(),
+        settled: HashMap::new(),
         set_if_newer: Script::new(SET_IF_NEWER),
         trip: Script::new(TRIP),
     };
@@ -363,47 +366,67 @@ impl Link {
         }
         self.sent = sent;
 
+        // Each (route, side): its slots' keys, and which are settled (every
+        // proxy has sent them: read once, then taken from `settled`).
         let now_ms = ms(SystemTime::now());
         let mut read = redis::pipe();
-        let mut layout = Vec::new();
+        let mut wanted: Vec<Vec<(String, bool)>> = Vec::new();
         for route in snapshot.routes() {
             let name = &route.config.name;
             let stats = &route.handles.stats;
-            for side in ["legacy", "new"] {
-                let window = if side == "new" {
-                    &stats.new
-                } else {
-                    &stats.legacy
-                };
+            for (side, window) in [("legacy", &stats.legacy), ("new", &stats.new)] {
                 let after = (side == "new")
                     .then(|| self.fleet.resumed_at(name))
                     .flatten();
-                let slots = fleet_stats::window_slots(
-                    now_ms,
-                    window.slot_secs(),
-                    window.slot_count(),
-                    after,
-                );
-                for slot in &slots {
-                    let key = fleet_stats::key(&prefix, name, side, window.slot_secs(), *slot);
-                    read.cmd("HGETALL").arg(key);
+                let slot_secs = window.slot_secs();
+                let slots =
+                    fleet_stats::window_slots(now_ms, slot_secs, window.slot_count(), after);
+                let keys: Vec<(String, bool)> = slots
+                    .into_iter()
+                    .map(|slot| {
+                        let key = fleet_stats::key(&prefix, name, side, slot_secs, slot);
+                        let settled = fleet_stats::settled(now_ms, slot_secs, slot);
+                        (key, settled)
+                    })
+                    .collect();
+                for (key, settled) in &keys {
+                    if !(*settled && self.settled.contains_key(key)) {
+                        read.cmd("HGETALL").arg(key);
+                    }
                 }
-                layout.push(slots.len());
+                wanted.push(keys);
             }
         }
-        let hashes: Vec<HashMap<String, u64>> = if layout.iter().sum::<usize>() > 0 {
+        let hashes: Vec<HashMap<String, u64>> = if read.cmd_iter().next().is_some() {
             timed(read.query_async(conn)).await?
         } else {
             Vec::new()
         };
         let mut hashes = hashes.into_iter();
-        let mut layout = layout.into_iter();
+        let mut settled = HashMap::new();
+        let mut wanted = wanted.into_iter();
         let mut tripped = false;
         for route in snapshot.routes() {
             let mut sides = [Summary::default(), Summary::default()];
             for side in &mut sides {
-                for hash in hashes.by_ref().take(layout.next().unwrap_or(0)) {
-                    fleet_stats::add_hash(side, hash.iter().map(|(f, n)| (f.as_str(), *n)));
+                for (key, is_settled) in wanted.next().unwrap_or_default() {
+                    let cached = is_settled.then(|| self.settled.remove(&key)).flatten();
+                    let slot = match cached {
+                        Some(slot) => slot,
+                        None => {
+                            let mut slot = Summary::default();
+                            let hash = hashes.next().unwrap_or_default();
+                            fleet_stats::add_hash(
+                                &mut slot,
+                                hash.iter().map(|(f, n)| (f.as_str(), *n)),
+                            );
+                            slot
+                        }
+                    };
+                    side.add(&slot);
+                    if is_settled {
+                        settled.insert(key, slot);
+                    }
                 }
             }
             let [legacy, new] = sides;
@@ -414,6 +437,8 @@ impl Link {
                 read_at: Instant::now(),
             }));
         }
+        // Slots that left every window are forgotten.
+        self.settled = settled;
         if tripped {
             self.round(Some(conn), Vec::new()).await?;
         }

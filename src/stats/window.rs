@@ -231,6 +231,15 @@ impl Summary {
         &mut self.latency
     }
 
+    /// Adds `other`'s counts to these.
+    pub(crate) fn add(&mut self, other: &Summary) {
+        self.attempts += other.attempts;
+        self.failures += other.failures;
+        for (sum, n) in self.latency.iter_mut().zip(&other.latency) {
+            *sum += n;
+        }
+    }
+
     /// What these counts have more than `base` (0 where they have less: a
     /// slot cleared and refilled since `base` was taken).
     pub(crate) fn minus(&self, base: &Summary) -> Summary {
