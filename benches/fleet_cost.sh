@@ -75,16 +75,11 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; printf "%.3f\n", v}'; }
 commands() { redis-cli -p "$REDIS" info stats | awk -F: '/^total_commands_processed/ {print $2+0}'; }
 
-declare -A COMMANDS SECONDS_RUN
 run() { # case -> "rps p50_ms p99_ms cpu_s_per_100k"
-    local case=$1 pid=${PID_OF[$1]} before after c0 c1
+    local case=$1 pid=${PID_OF[$1]} before after
     before=$(cpu_ticks "$pid")
-    c0=$(commands)
     wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "http://127.0.0.1:${PORT[$case]}/api/x" > "$WORK/out.wrk"
     after=$(cpu_ticks "$pid")
-    c1=$(commands)
-    COMMANDS[$case]=$(( ${COMMANDS[$case]:-0} + c1 - c0 ))
-    SECONDS_RUN[$case]=$(( ${SECONDS_RUN[$case]:-0} + DURATION ))
     if grep -q "Non-2xx" "$WORK/out.wrk"; then echo "non-2xx answers: $case" >&2; exit 1; fi
     local rps requests p50 p99
     rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/out.wrk")
@@ -100,11 +95,14 @@ median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
 echo "wrk -t1 -c$CONNECTIONS, ${DURATION}s a run, $ROUNDS interleaved rounds, medians; each proxy 1 worker on $(nproc) cores"
 for case in "${CASES[@]}"; do run "$case" > /dev/null; done
-COMMANDS=(); SECONDS_RUN=()
-declare -A RPS P50 P99 CPU
+declare -A RPS P50 P99 CPU COMMANDS SECONDS_RUN
 for round in $(seq 1 "$ROUNDS"); do
     for case in "${CASES[@]}"; do
+        c0=$(commands)
         read -r rps p50 p99 cpu <<< "$(run "$case")"
+        c1=$(commands)
+        COMMANDS[$case]=$(( ${COMMANDS[$case]:-0} + c1 - c0 ))
+        SECONDS_RUN[$case]=$(( ${SECONDS_RUN[$case]:-0} + DURATION ))
         RPS[$case]+="$rps "; P50[$case]+="$p50 "; P99[$case]+="$p99 "; CPU[$case]+="$cpu "
     done
 done
@@ -116,4 +114,20 @@ for case in "${CASES[@]}"; do
     cmds=$(awk -v c="${COMMANDS[$case]}" -v s="${SECONDS_RUN[$case]}" 'BEGIN {printf "%.0f", c / s}')
     printf '%-8s %10s %10s %10s %12s %16s\n' "$case" "$(pick "${RPS[$case]}")" \
         "$(pick "${P50[$case]}")" "$(pick "${P99[$case]}")" "$(pick "${CPU[$case]}")" "$cmds"
+done
+
+# The link's own cost, without the noise of the request path: each proxy's
+# CPU time (all threads, ns from /proc/PID/task/*/schedstat) over IDLE
+# seconds with no traffic, while the windows still hold the runs' counts, so
+# the link sends and reads them as it does under load.
+IDLE="${IDLE:-20}"
+cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%.0f\n", s}'; }
+declare -A NS0
+for case in "${CASES[@]}"; do NS0[$case]=$(cpu_ns "${PID_OF[$case]}"); done
+sleep "$IDLE"
+echo "no traffic for ${IDLE}s (windows still full): background CPU per second"
+for case in "${CASES[@]}"; do
+    ns=$(( $(cpu_ns "${PID_OF[$case]}") - NS0[$case] ))
+    awk -v c="$case" -v ns="$ns" -v s="$IDLE" \
+        'BEGIN {printf "%-8s %8.3f ms/s  (%.2f µs a request at 2,000 req/s)\n", c, ns / s / 1e6, ns / s / 2000 / 1e3}'
 done
