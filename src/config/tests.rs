@@ -498,7 +498,7 @@ fn unknown_keys_everywhere() {
         .iter()
         .map(|e| (e.line, e.hint.clone().unwrap()))
         .collect();
-    let top = "valid keys in the top level: server, defaults, backends, flags, routes";
+    let top = "valid keys in the top level: server, defaults, backends, flags, routes, control";
     let expected = [
         (1, top),
         (4, "did you mean \"timeout\"?"),
