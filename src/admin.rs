@@ -218,7 +218,7 @@ impl Admin {
 
     fn config_json(&self) -> Value {
         let status = self.reloader.status();
-        json!({
+        let mut config = json!({
             "version": status.version,
             "generation": status.generation,
             "loaded_at": rfc3339(status.loaded_at),
@@ -227,8 +227,12 @@ impl Admin {
             "overrides": self.overrides_json(),
             "last_error_at": status.last_error_at.map(rfc3339),
             "restart_required": status.restart_required,
-            "control": self.control.as_ref().map(|c| c.json()),
-        })
+        });
+        // With `[control]` only, as its metric (SPEC §3.10, §7).
+        if let Some(control) = &self.control {
+            config["control"] = control.json();
+        }
+        config
     }
 
     /// `GET /`: the status page, rendered from the same JSON the API serves.
