@@ -344,6 +344,12 @@ async fn the_fleets_totals_trip_every_proxy_and_a_resume_on_one_re_arms_all() {
         let reason = route["rollback"]["reason"].as_str().unwrap();
         assert!(reason.contains("across the fleet"), "{reason}");
         assert_eq!(route["weight"], 0.0);
+        // Counted on every proxy that applied it, whoever made it.
+        let metrics = get(&proxy.admin_url("/metrics")).await.text();
+        assert!(
+            metrics.contains("strangler_rollbacks_total{route=\"api\"} 1"),
+            "{metrics}"
+        );
     }
     // The fleet's figures are what /routes shows.
     let stats = &route(&fleet[1], "api").await["stats"];
