@@ -40,6 +40,8 @@ pub(crate) struct Admin {
     pub ready: AtomicBool,
     /// The routes' last 15 minutes, for the status page.
     pub history: Arc<Histories>,
+    /// With `[control]`: the fleet link's state, for `/config`.
+    pub control: Option<Arc<crate::control::ControlStatus>>,
 }
 
 /// `/metrics` in the Prometheus text format 0.0.4.
@@ -216,7 +218,7 @@ impl Admin {
 
     fn config_json(&self) -> Value {
         let status = self.reloader.status();
-        json!({
+        let mut config = json!({
             "version": status.version,
             "generation": status.generation,
             "loaded_at": rfc3339(status.loaded_at),
@@ -225,7 +227,12 @@ impl Admin {
             "overrides": self.overrides_json(),
             "last_error_at": status.last_error_at.map(rfc3339),
             "restart_required": status.restart_required,
-        })
+        });
+        // With `[control]` only, as its metric (SPEC §3.10, §7).
+        if let Some(control) = &self.control {
+            config["control"] = control.json();
+        }
+        config
     }
 
     /// `GET /`: the status page, rendered from the same JSON the API serves.

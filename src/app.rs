@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use crate::admin::Admin;
 use crate::backend::probe::Prober;
 use crate::config::Config;
+use crate::control::Control;
 use crate::metrics::{Metrics, Telemetry};
 use crate::reload::{self, ReloadError, Reloader, StartError};
 use crate::server::{self, Limits};
@@ -59,6 +60,8 @@ pub struct Running {
     state_saver: JoinHandle<()>,
     /// Closes a minute of every route's history, once a minute.
     history_task: JoinHandle<()>,
+    /// With `[control]`: the link to the fleet's Redis.
+    _control: Option<Control>,
     shutdown_timeout: Duration,
     _watcher: Option<notify::RecommendedWatcher>,
 }
@@ -148,12 +151,26 @@ pub fn start(launch: Launch) -> Result<Running, StartError> {
         .map(ServerTls::new)
         .transpose()
         .map_err(ReloadError::Tls)?;
-    let metrics = Arc::new(Metrics::new());
+    let mut metrics = Metrics::new();
+    let control_gauge = launch
+        .config
+        .control
+        .is_some()
+        .then(|| metrics.control_gauge());
+    let metrics = Arc::new(metrics);
     let snapshot = Snapshot::new(launch.config, None).map_err(ReloadError::Backend)?;
     state_file::restore_at_start(&snapshot);
     warn_state_in_memory(&snapshot.config);
     let snapshot: SharedSnapshot = Arc::new(ArcSwap::from_pointee(snapshot));
     let state_saver = state_file::spawn_saver(snapshot.clone());
+    // `[control]` is read at start only: a change waits for a restart.
+    let control = snapshot
+        .load()
+        .config
+        .control
+        .clone()
+        .zip(control_gauge)
+        .map(|(config, gauge)| Control::start(config, snapshot.clone(), gauge));
     let prober = Arc::new(Prober::new());
     prober.reconcile(&snapshot.load());
     let reloader = Arc::new(
@@ -167,6 +184,7 @@ pub fn start(launch: Launch) -> Result<Running, StartError> {
         reloader: reloader.clone(),
         ready: true.into(),
         history: Arc::new(Histories::default()),
+        control: control.as_ref().map(|c| c.status.clone()),
     });
     let history_task = tokio::spawn(keep_history(snapshot.clone(), admin.history.clone()));
 
@@ -231,6 +249,7 @@ pub fn start(launch: Launch) -> Result<Running, StartError> {
         prober,
         state_saver,
         history_task,
+        _control: control,
         shutdown_timeout,
         _watcher: watcher,
     })

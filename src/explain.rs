@@ -24,6 +24,20 @@ pub fn route_table(config: &Config) -> String {
         config.backends.len(),
         &config.version[..12.min(config.version.len())]
     );
+    if let Some(control) = &config.control {
+        // The password never shows (SPEC §3.10).
+        let _ = writeln!(
+            out,
+            "control: {} (key_prefix \"{}\", fleet_statistics {})",
+            control.redis_shown(),
+            control.key_prefix,
+            if control.fleet_statistics {
+                "on"
+            } else {
+                "off"
+            }
+        );
+    }
     let header = [
         "ROUTE", "PATH", "NEW %", "FLAG", "LEGACY", "NEW", "STICKY", "COHORT", "REWRITE",
         "FALLBACK", "RAMP",

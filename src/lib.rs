@@ -15,6 +15,7 @@ pub mod body;
 pub mod check;
 pub mod cidr;
 pub mod config;
+mod control;
 pub mod demo;
 pub mod diff;
 pub mod echo;

@@ -208,6 +208,18 @@ impl Metrics {
         }
     }
 
+    /// Registers `strangler_control_connected` (only with `[control]`: SPEC
+    /// §7) and returns the gauge the fleet link sets.
+    pub(crate) fn control_gauge(&mut self) -> Gauge {
+        let gauge = Gauge::default();
+        self.registry.register(
+            "strangler_control_connected",
+            "1 while the fleet's Redis ([control]) is reachable",
+            gauge.clone(),
+        );
+        gauge
+    }
+
     /// The Prometheus text exposition of every metric.
     pub(crate) fn encode(&self) -> String {
         let mut out = String::new();

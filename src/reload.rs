@@ -88,12 +88,15 @@ pub(crate) struct Reloader {
     prober: Option<Arc<Prober>>,
     /// The `[server]` table the listeners were started with.
     started: ServerConfig,
+    /// The `[control]` the fleet link was started with.
+    started_control: Option<crate::config::ControlConfig>,
 }
 
 impl Reloader {
     pub(crate) fn new(path: PathBuf, snapshot: SharedSnapshot, metrics: Arc<Metrics>) -> Reloader {
         let version = snapshot.load().config.version.clone();
         let started = snapshot.load().config.server.clone();
+        let started_control = snapshot.load().config.control.clone();
         Reloader {
             path,
             snapshot,
@@ -107,6 +110,7 @@ impl Reloader {
                 restart_required: Vec::new(),
             }),
             started,
+            started_control,
             one_at_a_time: tokio::sync::Mutex::new(()),
             server_tls: None,
             prober: None,
@@ -183,7 +187,10 @@ impl Reloader {
             certificate,
         } = built;
         let version = next.config.version.clone();
-        let restart_required = restart_keys(&self.started, &next.config.server);
+        let mut restart_required = restart_keys(&self.started, &next.config.server);
+        if self.started_control != next.config.control {
+            restart_required.push("control");
+        }
         let next = Arc::new(next);
         if let (Some(server_tls), Some(key)) = (&self.server_tls, certificate) {
             server_tls.store(key);

@@ -10,7 +10,27 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::SystemTime;
 
+use tokio::sync::Notify;
+
 use crate::route::RouteRuntime;
+
+/// Rings on every change of runtime state made on this proxy: the
+/// `state_file` writer and the fleet link each wait on their own bell.
+/// A change applied from the fleet rings only the writer's, so it is not
+/// sent back to the fleet.
+#[derive(Debug, Default)]
+pub struct StateChanged {
+    pub saver: Notify,
+    pub fleet: Notify,
+}
+
+impl StateChanged {
+    /// A change made here: saved, and sent to the fleet.
+    pub fn notify_one(&self) {
+        self.saver.notify_one();
+        self.fleet.notify_one();
+    }
+}
 
 /// `weight_override` when there is none.
 const NO_OVERRIDE: u32 = u32::MAX;

@@ -6,13 +6,12 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 use http::HeaderValue;
-use tokio::sync::Notify;
 
 use crate::backend::{Backend, BackendError};
 use crate::config::{BackendId, Config, DEFAULT_ROUTE, RouteConfig, RouteId};
 use crate::ratelimit::RateLimiter;
 use crate::route::{self, RouteRuntime, Router, Weight};
-use crate::runtime::{FlagState, RouteState};
+use crate::runtime::{FlagState, RouteState, StateChanged};
 use crate::shadow::ShadowState;
 use crate::stats::metric_handles::MetricHandles;
 use crate::stats::{Label, RouteCounters, RouteStats, Window};
@@ -32,8 +31,8 @@ pub struct Snapshot {
     /// Every flag's override, in the order of `config.flags`.
     flags: Vec<Arc<FlagState>>,
     /// Notified on every change of runtime state, so it is saved
-    /// (`state_file`); the same across reloads.
-    pub state_changed: Arc<Notify>,
+    /// (`state_file`) and sent to the fleet; the same across reloads.
+    pub state_changed: Arc<StateChanged>,
 }
 
 /// A route as the request path uses it: its config and its handles.

@@ -208,7 +208,7 @@ pub(crate) fn spawn_saver(snapshot: SharedSnapshot) -> JoinHandle<()> {
     let changed = snapshot.load().state_changed.clone();
     tokio::spawn(async move {
         loop {
-            changed.notified().await;
+            changed.saver.notified().await;
             let current = snapshot.load_full();
             let Some(path) = current.config.server.state_file.clone() else {
                 continue;

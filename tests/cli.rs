@@ -41,6 +41,37 @@ fn check_prints_the_route_table_of_a_valid_file() {
     assert!(stdout.contains("_default"), "{stdout}");
 }
 
+/// SPEC §3.10: `check` validates the Redis URL, names `[control]` in its
+/// output, and never prints the URL's password.
+#[test]
+fn check_shows_control_without_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let backends = "[backends.legacy]\nurl = \"http://127.0.0.1:3001\"\n";
+    let path = write_config(
+        &dir,
+        &format!("{backends}[control]\nredis = \"rediss://:hunter2@redis.internal:6380/1\"\n"),
+    );
+    let out = strangler(&["check", "-c", &path]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(
+            "control: rediss://:***@redis.internal:6380/1 (key_prefix \"strangler:\", fleet_statistics on)"
+        ),
+        "{stdout}"
+    );
+    let path = write_config(
+        &dir,
+        &format!("{backends}[control]\nredis = \"redis://:hunter2@redis:99999\"\n"),
+    );
+    let out = strangler(&["check", "--format", "json", "-c", &path]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("invalid Redis URL"), "{stdout}");
+    assert!(stdout.contains("\"line\": 4"), "{stdout}");
+    assert!(!stdout.contains("hunter2"), "{stdout}");
+}
+
 #[test]
 fn check_uses_strangler_config_env_when_no_flag() {
     let out = Command::new(BIN)

@@ -129,6 +129,8 @@ async fn metrics_are_negotiated_and_each_format_parses_strictly() {
             "{accept:?}"
         );
         let types = parse_strict(&answer.text(), Format::Prometheus004);
+        // SPEC §7: absent without [control] (tests/fleet.rs: present with it).
+        assert!(!types.contains_key("strangler_control_connected"));
         for (name, kind) in expected_004 {
             assert_eq!(
                 types.get(name).map(String::as_str),

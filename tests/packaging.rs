@@ -338,6 +338,9 @@ fn compose_commands_are_accepted_by_the_cli() {
     let services = &compose["services"];
     let mut subcommands = BTreeSet::new();
     for (name, service) in entries(services) {
+        if is_redis(service) {
+            continue;
+        }
         let command = strings(&service["command"]);
         assert_cli_accepts(&command, &format!("compose service {name}"));
         subcommands.insert(command[0].clone());
@@ -352,6 +355,74 @@ fn compose_commands_are_accepted_by_the_cli() {
         subcommands,
         BTreeSet::from(["echo".into(), "health".into(), "run".into()])
     );
+}
+
+/// The fleet's Redis, not one of ours.
+fn is_redis(service: &Yaml) -> bool {
+    service["image"]
+        .as_str()
+        .is_some_and(|image| image.starts_with("redis:"))
+}
+
+/// SPEC §3.10 on a laptop: two proxies on one config whose `[control]`
+/// names the compose file's Redis, each waiting for it, each on its own
+/// host ports (the admin APIs on the host's loopback only).
+#[test]
+fn compose_runs_a_fleet_of_two_proxies_sharing_redis() {
+    let compose = compose();
+    let services = &compose["services"];
+    let config = toml_file("config/compose.toml");
+    let url: http::Uri = config["control"]["redis"]
+        .as_str()
+        .expect("compose.toml has [control] redis")
+        .parse()
+        .unwrap();
+    assert_eq!(url.scheme_str(), Some("redis"));
+    let redis_host = url.host().unwrap();
+    let redis = &services[redis_host];
+    assert!(
+        is_redis(redis),
+        "no compose service {redis_host} running Redis"
+    );
+    let server = strings(&redis["command"]);
+    assert_eq!(server[0], "redis-server");
+    assert!(
+        server.windows(2).any(|w| w == ["--appendonly", "no"]),
+        "{server:?}"
+    );
+    let proxies: Vec<(&str, &Yaml)> = entries(services)
+        .into_iter()
+        .filter(|(_, s)| strings(&s["command"]) == ["run"])
+        .collect();
+    assert_eq!(proxies.len(), 2, "two proxy replicas");
+    let mut host_ports = BTreeSet::new();
+    for (name, proxy) in &proxies {
+        assert_eq!(
+            proxy["environment"]["STRANGLER_CONFIG"].as_str(),
+            Some("/etc/strangler/compose.toml"),
+            "{name} reads the shared config"
+        );
+        assert_eq!(
+            strings(&proxy["volumes"]),
+            ["./config:/etc/strangler:ro"],
+            "{name}"
+        );
+        assert_eq!(
+            proxy["depends_on"][redis_host]["condition"].as_str(),
+            Some("service_healthy"),
+            "{name} waits for Redis"
+        );
+        for port in strings(&proxy["ports"]) {
+            let host_port = port.rsplit(':').nth(1).unwrap().to_owned();
+            if port_of(&port) == 9901 {
+                assert!(port.starts_with("127.0.0.1:"), "{name}: {port}");
+            }
+            assert!(
+                host_ports.insert(host_port),
+                "{name} reuses a host port: {port}"
+            );
+        }
+    }
 }
 
 // === (2) Dockerfile ===
@@ -797,6 +868,10 @@ fn compose_builds_each_image_once_and_echo_exposes_nothing() {
     let mut built: BTreeMap<String, String> = BTreeMap::new();
     let mut used: Vec<(String, String)> = Vec::new();
     for (name, service) in entries(&compose["services"]) {
+        // The fleet's Redis is the one image pulled, not built.
+        if is_redis(service) {
+            continue;
+        }
         let image = service["image"]
             .as_str()
             .unwrap_or_else(|| panic!("{name} names its image"))
@@ -844,4 +919,41 @@ fn readme_compose_block_shows_the_fallback() {
     let block = &section[..section.find("\n```\n").unwrap()];
     assert!(block.contains("localhost:8080/api/payments/42"), "{block}");
     assert!(read("docker-compose.yml").contains("localhost:8080/api/payments/42"));
+}
+
+/// SPEC §3.10 on Kubernetes: the replicas' `[control]` names the Redis
+/// Service that redis.yaml runs (memory only), and kustomize applies it.
+#[test]
+fn kubernetes_replicas_share_the_redis_redis_yaml_runs() {
+    let config: toml::Table = configmap_toml().parse().unwrap();
+    let url: http::Uri = config["control"]["redis"]
+        .as_str()
+        .expect("the ConfigMap's config has [control] redis")
+        .parse()
+        .unwrap();
+    let documents = YamlLoader::load_from_str(&read("deploy/kubernetes/redis.yaml")).unwrap();
+    let service = documents
+        .iter()
+        .find(|d| d["kind"].as_str() == Some("Service"))
+        .expect("redis.yaml has a Service");
+    assert_eq!(service["metadata"]["name"].as_str(), url.host());
+    let port = number::<u16>(&items(&service["spec"]["ports"])[0]["port"], "port");
+    assert_eq!(Some(port), url.port_u16());
+    let deployment = documents
+        .iter()
+        .find(|d| d["kind"].as_str() == Some("Deployment"))
+        .expect("redis.yaml has a Deployment");
+    let args = strings(&items(&deployment["spec"]["template"]["spec"]["containers"])[0]["args"]);
+    assert!(
+        args.windows(2).any(|w| w == ["--appendonly", "no"]),
+        "{args:?}"
+    );
+    let kustomization = k8s("kustomization.yaml");
+    assert!(strings(&kustomization["resources"]).contains(&"redis.yaml".to_owned()));
+    // A password never goes in the ConfigMap: the way to a Secret is documented.
+    assert!(url.authority().is_some_and(|a| !a.as_str().contains('@')));
+    assert!(
+        read("deploy/kubernetes/configmap.yaml")
+            .contains("kubectl create secret generic strangler-config")
+    );
 }

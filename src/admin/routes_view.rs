@@ -68,10 +68,20 @@ pub(super) fn route_json(snapshot: &Snapshot, compiled: &CompiledRoute) -> Value
         "requests": requests(&handles.counters, true),
         "attempts": super::attempts_json(&handles.counters),
         "fallbacks": fallbacks(&handles.counters),
-        "stats": {
-            "window": format!("{}s", stats.new.length().as_secs()),
-            "legacy": side(&stats.legacy, now),
-            "new": side(&stats.new, now),
+        // With fleet statistics and a connected Redis, the fleet's figures
+        // (what the verdict uses; SPEC §3.10), otherwise this proxy's.
+        "stats": match stats.fleet() {
+            Some(fleet) => json!({
+                "window": format!("{}s", stats.new.length().as_secs()),
+                "scope": "fleet",
+                "legacy": side_json(&fleet.legacy),
+                "new": side_json(&fleet.new),
+            }),
+            None => json!({
+                "window": format!("{}s", stats.new.length().as_secs()),
+                "legacy": side(&stats.legacy, now),
+                "new": side(&stats.new, now),
+            }),
         },
         "new_available": snapshot.backend(route.new).health.available(now),
     })
@@ -140,7 +150,10 @@ fn fallbacks(counters: &RouteCounters) -> Value {
 
 /// One side's statistics: `{"attempts", "failures", "error_rate", "p50_ms", "p95_ms", "p99_ms"}`.
 fn side(window: &Window, now: Instant) -> Value {
-    let summary: Summary = window.summary(now);
+    side_json(&window.summary(now))
+}
+
+fn side_json(summary: &Summary) -> Value {
     let ms = |q| {
         summary
             .percentile(q)

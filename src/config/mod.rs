@@ -8,11 +8,12 @@
 //! - `reader`: the generic spanned-TOML reader (positions, unknown keys, typed
 //!   values, "did you mean");
 //! - `server`, `defaults`, `backends`, `flags`, `routes`, `fallback`, `rollout`
-//!   (ramp and rollback), `rate_limit`, `shadow`: one reader per section, each beside
+//!   (ramp and rollback), `rate_limit`, `shadow`, `control`: one reader per section, each beside
 //!   its known keys;
 //! - `validate`: the domain rules, pure functions on plain values.
 
 mod backends;
+mod control;
 mod defaults;
 mod fallback;
 mod flags;

@@ -82,6 +82,38 @@ pub struct Config {
     pub source: std::sync::Arc<str>,
     /// What `check` warns about (SPEC §2 *Warnings*); never blocks a load.
     pub warnings: Vec<ConfigWarning>,
+    /// `[control]`: the fleet's shared Redis (SPEC §3.10); `None`: this
+    /// proxy keeps its own runtime state.
+    pub control: Option<ControlConfig>,
+}
+
+/// `[control]` (SPEC §3.10).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ControlConfig {
+    /// The `redis://` or `rediss://` URL, password included: never print it,
+    /// print [`ControlConfig::redis_shown`].
+    pub redis: String,
+    /// Every key and channel starts with it.
+    pub key_prefix: String,
+    /// Verdicts over the fleet's statistics, not only this proxy's.
+    pub fleet_statistics: bool,
+}
+
+impl ControlConfig {
+    /// The URL with its password hidden.
+    pub fn redis_shown(&self) -> String {
+        super::control::redact(&self.redis)
+    }
+}
+
+impl std::fmt::Debug for ControlConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlConfig")
+            .field("redis", &self.redis_shown())
+            .field("key_prefix", &self.key_prefix)
+            .field("fleet_statistics", &self.fleet_statistics)
+            .finish()
+    }
 }
 
 /// A warning about a valid config: with a position (0 when none) and a fix.

@@ -12,6 +12,7 @@ use std::path::Path;
 use toml::de::DeTable;
 
 use super::backends::{BackendNames, read_backends};
+use super::control::read_control;
 use super::defaults::{read_defaults, resolve_default_legacy};
 use super::flags::read_flags;
 use super::reader::{Lines, Problems, Table};
@@ -20,7 +21,9 @@ use super::server::read_server;
 use super::warnings::warnings;
 use super::{Config, ConfigErrors, version_of};
 
-const ROOT_KEYS: &[&str] = &["server", "defaults", "backends", "flags", "routes"];
+const ROOT_KEYS: &[&str] = &[
+    "server", "defaults", "backends", "flags", "routes", "control",
+];
 
 /// Parses and validates a whole config file. `path` is only used for messages
 /// and stored in [`Config::path`]; nothing is read from disk here.
@@ -55,6 +58,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         defaults: &defaults,
     };
     let routes = read_routes(&mut p, &lines, &root, &env);
+    let control = read_control(&mut p, &root);
 
     if !p.is_empty() {
         return Err(p.into_errors(&lines, path));
@@ -69,6 +73,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         default_legacy,
         source: text.into(),
         warnings: Vec::new(),
+        control,
     };
     let mut w = Problems::default();
     warnings(&mut w, &config, doc.get_ref(), |var| {

@@ -498,7 +498,7 @@ fn unknown_keys_everywhere() {
         .iter()
         .map(|e| (e.line, e.hint.clone().unwrap()))
         .collect();
-    let top = "valid keys in the top level: server, defaults, backends, flags, routes";
+    let top = "valid keys in the top level: server, defaults, backends, flags, routes, control";
     let expected = [
         (1, top),
         (4, "did you mean \"timeout\"?"),
@@ -868,4 +868,51 @@ fn duplicate_keys_are_syntax_errors_with_a_specific_hint() {
     assert_eq!((errs[0].line, errs[0].column), (8, 1));
     assert!(errs[0].message.contains("duplicate key"), "{errs:#?}");
     assert!(errs[0].hint.as_deref().unwrap().contains("only once"));
+}
+
+// === [control] ===
+
+#[test]
+fn control_defaults_and_values() {
+    assert!(ok(&with_backends("")).control.is_none());
+    // Without `redis`, there is no fleet.
+    assert!(ok(&with_backends("[control]\n")).control.is_none());
+    let c = ok(&with_backends(
+        "[control]\nredis = \"rediss://:s3cret@redis:6380/2\"\n",
+    ));
+    let control = c.control.unwrap();
+    assert_eq!(control.key_prefix, "strangler:");
+    assert!(control.fleet_statistics);
+    assert_eq!(control.redis_shown(), "rediss://:***@redis:6380/2");
+    assert!(!format!("{control:?}").contains("s3cret"));
+    let c = ok(&with_backends(
+        "[control]\nredis = \"redis://127.0.0.1:6379/0\"\nkey_prefix = \"eu:\"\nfleet_statistics = false\n",
+    ));
+    let control = c.control.unwrap();
+    assert_eq!(
+        (control.key_prefix.as_str(), control.fleet_statistics),
+        ("eu:", false)
+    );
+}
+
+#[test]
+fn control_errors_have_positions_and_hide_passwords() {
+    let e = one_error(&with_backends(
+        "[control]\nredis = \"http://user:s3cret@redis:6379\"\n",
+    ));
+    assert_error(&e, 7, 9, "the scheme must be redis or rediss");
+    assert!(!e.message.contains("s3cret"), "{}", e.message);
+    assert!(e.message.contains("user:***@redis"), "{}", e.message);
+    let e = one_error(&with_backends(
+        "[control]\nredis = \"redis://r\"\nkey_prefx = \"x:\"\n",
+    ));
+    assert_error(&e, 8, 1, "unknown key \"key_prefx\" in [control]");
+    let e = one_error(&with_backends(
+        "[control]\nredis = \"redis://r\"\nkey_prefix = \"\"\n",
+    ));
+    assert_error(&e, 8, 14, "key_prefix");
+    let e = one_error(&with_backends(
+        "[control]\nredis = \"redis://r\"\nfleet_statistics = \"yes\"\n",
+    ));
+    assert_error(&e, 8, 20, "true or false");
 }

@@ -169,6 +169,7 @@ pub(crate) fn config(routes: Vec<RouteConfig>) -> Config {
         default_legacy: LEGACY,
         source: "".into(),
         warnings: Vec::new(),
+        control: None,
     }
 }
 

@@ -16,7 +16,7 @@ pub(crate) mod window;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::route::Target;
 pub(crate) use window::{Summary, Window};
@@ -224,6 +224,17 @@ impl Histories {
     }
 }
 
+/// The fleet's statistics of a route over its window (SPEC §3.10).
+#[derive(Debug, Clone)]
+pub(crate) struct FleetFigures {
+    pub legacy: Summary,
+    pub new: Summary,
+    pub read_at: Instant,
+}
+
+/// Fleet figures older than this are not shown: the link is not reading.
+const FLEET_FRESH: Duration = Duration::from_secs(3);
+
 /// A healthy answer re-evaluates the verdict at most this often; a failure
 /// or an answer slower than `max_p95` always does.
 const VERDICT_EVERY: Duration = Duration::from_millis(100);
@@ -235,6 +246,13 @@ pub struct RouteStats {
     pub legacy: Window,
     pub new: Window,
     origin: Instant,
+    /// The wall-clock time of `origin`, so the fleet link can name a slot by
+    /// the wall-clock second every proxy agrees on.
+    pub(crate) origin_wall: SystemTime,
+    /// With `fleet_statistics` and a connected Redis: the fleet's figures
+    /// over the window, written once a second by the fleet link; `/routes`
+    /// shows them and the fleet's verdict uses them.
+    fleet: std::sync::Mutex<Option<FleetFigures>>,
     /// Milliseconds since `origin` of the next routine verdict.
     next_verdict_ms: AtomicU64,
 }
@@ -246,8 +264,24 @@ impl RouteStats {
             legacy: Window::new(window, origin),
             new: Window::new(window, origin),
             origin,
+            origin_wall: SystemTime::now(),
+            fleet: std::sync::Mutex::new(None),
             next_verdict_ms: AtomicU64::new(0),
         }
+    }
+
+    /// The fleet's figures, when read within the last [`FLEET_FRESH`].
+    pub(crate) fn fleet(&self) -> Option<FleetFigures> {
+        let fleet = self.fleet.lock().unwrap_or_else(|e| e.into_inner());
+        fleet
+            .as_ref()
+            .filter(|f| f.read_at.elapsed() <= FLEET_FRESH)
+            .cloned()
+    }
+
+    /// Sets (or with `None`, forgets) the fleet's figures.
+    pub(crate) fn set_fleet(&self, figures: Option<FleetFigures>) {
+        *self.fleet.lock().unwrap_or_else(|e| e.into_inner()) = figures;
     }
 
     pub fn side(&self, target: Target) -> &Window {

@@ -97,11 +97,7 @@ impl Window {
 
     /// The counts of the slots within the window at `now`.
     pub fn summary(&self, now: Instant) -> Summary {
-        let mut summary = Summary {
-            attempts: 0,
-            failures: 0,
-            latency: [0; LATENCY_BUCKETS],
-        };
+        let mut summary = Summary::default();
         let Some(slots) = self.slots.get() else {
             return summary;
         };
@@ -121,6 +117,46 @@ impl Window {
         // An amended failure may land in a later slot than its attempt.
         summary.failures = summary.failures.min(summary.attempts);
         summary
+    }
+
+    /// Each slot within the window at `now` that holds counts, as (slot
+    /// number, its counts), the current one included. Read by the fleet
+    /// link once a second, never by a request.
+    pub(crate) fn slot_summaries(&self, now: Instant) -> Vec<(u64, Summary)> {
+        let Some(slots) = self.slots.get() else {
+            return Vec::new();
+        };
+        let current = self.epoch_at(now);
+        let oldest = current.saturating_sub(self.len as u64 - 1).max(1);
+        let mut out = Vec::new();
+        for slot in slots.iter() {
+            let epoch = slot.epoch.load(Ordering::Acquire);
+            if !(oldest..=current).contains(&epoch) {
+                continue;
+            }
+            let mut summary = Summary {
+                attempts: u64::from(slot.attempts.load(Ordering::Relaxed)),
+                failures: u64::from(slot.failures.load(Ordering::Relaxed)),
+                ..Summary::default()
+            };
+            for (sum, n) in summary.latency.iter_mut().zip(&slot.latency) {
+                *sum = u64::from(n.load(Ordering::Relaxed));
+            }
+            if summary != Summary::default() {
+                out.push((epoch, summary));
+            }
+        }
+        out
+    }
+
+    /// Seconds per slot.
+    pub(crate) fn slot_secs(&self) -> u64 {
+        self.slot_secs
+    }
+
+    /// Slots in the window.
+    pub(crate) fn slot_count(&self) -> usize {
+        self.len
     }
 
     /// Forgets everything: the verdict starts afresh.
@@ -175,7 +211,54 @@ impl Default for Slot {
     }
 }
 
+impl Default for Summary {
+    fn default() -> Self {
+        Summary {
+            attempts: 0,
+            failures: 0,
+            latency: [0; LATENCY_BUCKETS],
+        }
+    }
+}
+
 impl Summary {
+    /// Answers per latency bucket (see [`LATENCY_BUCKETS`]).
+    pub(crate) fn latency(&self) -> &[u64; LATENCY_BUCKETS] {
+        &self.latency
+    }
+
+    pub(crate) fn latency_mut(&mut self) -> &mut [u64; LATENCY_BUCKETS] {
+        &mut self.latency
+    }
+
+    /// Adds `other`'s counts to these.
+    pub(crate) fn add(&mut self, other: &Summary) {
+        self.attempts += other.attempts;
+        self.failures += other.failures;
+        for (sum, n) in self.latency.iter_mut().zip(&other.latency) {
+            *sum += n;
+        }
+    }
+
+    /// What these counts have more than `base` (0 where they have less: a
+    /// slot cleared and refilled since `base` was taken).
+    pub(crate) fn minus(&self, base: &Summary) -> Summary {
+        let mut delta = Summary {
+            attempts: self.attempts.saturating_sub(base.attempts),
+            failures: self.failures.saturating_sub(base.failures),
+            ..Summary::default()
+        };
+        for ((d, n), b) in delta
+            .latency
+            .iter_mut()
+            .zip(&self.latency)
+            .zip(&base.latency)
+        {
+            *d = n.saturating_sub(*b);
+        }
+        delta
+    }
+
     /// Percent of attempts that failed; 0 without attempts.
     pub fn error_rate(&self) -> f64 {
         if self.attempts == 0 {
