@@ -8,6 +8,7 @@
 //! `fields`, `target`, and `span`/`spans` when inside one) with no allocation
 //! of its own, escaping as it goes.
 
+use std::cell::RefCell;
 use std::fmt::{self, Write};
 
 use tracing::field::{Field, Visit};
@@ -30,48 +31,67 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let meta = event.metadata();
-        writer.write_str("{\"timestamp\":\"")?;
-        writer.write_str(Timestamp::new(std::time::SystemTime::now()).as_str())?;
-        writer.write_str("\",\"level\":\"")?;
-        writer.write_str(meta.level().as_str())?;
-        writer.write_str("\",\"fields\":{")?;
-        let mut fields = Fields {
-            out: &mut writer,
-            first: true,
-            result: Ok(()),
-        };
-        event.record(&mut fields);
-        fields.result?;
-        writer.write_str("},\"target\":")?;
-        write_string(&mut writer, meta.target())?;
-        let current = event
-            .parent()
-            .and_then(|id| ctx.span(id))
-            .or_else(|| ctx.lookup_current());
-        if let Some(current) = current {
-            writer.write_str(",\"span\":")?;
-            write_span(&mut writer, &current)?;
-            writer.write_str(",\"spans\":[")?;
-            for (i, span) in current.scope().from_root().enumerate() {
-                if i > 0 {
-                    writer.write_char(',')?;
-                }
-                write_span(&mut writer, &span)?;
-            }
-            writer.write_char(']')?;
+        // The line is made in a `String` of this thread (appends the
+        // compiler sees through) and handed to the writer once, rather than
+        // a dynamic call per piece; a value whose formatting logs gets a
+        // fresh buffer.
+        thread_local! {
+            static LINE: RefCell<String> = const { RefCell::new(String::new()) };
         }
-        writer.write_str("}\n")
+        LINE.with(|line| match line.try_borrow_mut() {
+            Ok(mut line) => {
+                line.clear();
+                format_line(&mut line, ctx, event);
+                writer.write_str(&line)
+            }
+            Err(_) => {
+                let mut line = String::new();
+                format_line(&mut line, ctx, event);
+                writer.write_str(&line)
+            }
+        })
     }
+}
+
+fn format_line<S>(out: &mut String, ctx: &FmtContext<'_, S, JsonFields>, event: &Event<'_>)
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let meta = event.metadata();
+    out.push_str("{\"timestamp\":\"");
+    out.push_str(Timestamp::new(std::time::SystemTime::now()).as_str());
+    out.push_str("\",\"level\":\"");
+    out.push_str(meta.level().as_str());
+    out.push_str("\",\"fields\":{");
+    event.record(&mut Fields { out, first: true });
+    out.push_str("},\"target\":");
+    write_string(out, meta.target());
+    let current = event
+        .parent()
+        .and_then(|id| ctx.span(id))
+        .or_else(|| ctx.lookup_current());
+    if let Some(current) = current {
+        out.push_str(",\"span\":");
+        write_span(out, &current);
+        out.push_str(",\"spans\":[");
+        for (i, span) in current.scope().from_root().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            write_span(out, &span);
+        }
+        out.push(']');
+    }
+    out.push_str("}\n");
 }
 
 /// A span as `{...its fields..., "name": NAME}`, from the JSON object
 /// [`JsonFields`] stored when the span was made.
-fn write_span<S>(out: &mut Writer<'_>, span: &SpanRef<'_, S>) -> fmt::Result
+fn write_span<S>(out: &mut String, span: &SpanRef<'_, S>)
 where
     S: for<'a> LookupSpan<'a>,
 {
-    out.write_char('{')?;
+    out.push('{');
     let extensions = span.extensions();
     let stored = extensions
         .get::<FormattedFields<JsonFields>>()
@@ -80,12 +100,12 @@ where
         .and_then(|json| json.strip_prefix('{')?.strip_suffix('}'))
         .unwrap_or("");
     if !inner.is_empty() {
-        out.write_str(inner)?;
-        out.write_char(',')?;
+        out.push_str(inner);
+        out.push(',');
     }
-    out.write_str("\"name\":")?;
-    write_string(out, span.name())?;
-    out.write_char('}')
+    out.push_str("\"name\":");
+    write_string(out, span.name());
+    out.push('}');
 }
 
 /// A UTC time as RFC 3339 with microseconds, `2026-12-02T10:21:01.123456Z`,
@@ -140,88 +160,75 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 }
 
 /// Writes an event's fields as `"name":value` pairs.
-struct Fields<'a, 'w> {
-    out: &'a mut Writer<'w>,
+struct Fields<'a> {
+    out: &'a mut String,
     first: bool,
-    /// The first write error; later fields are skipped.
-    result: fmt::Result,
 }
 
-impl Fields<'_, '_> {
-    fn entry(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
-        if self.result.is_err() {
-            return;
+impl Fields<'_> {
+    /// Starts the entry of `field`: the comma, the name and the colon.
+    fn key(&mut self, field: &Field) -> &mut String {
+        if !self.first {
+            self.out.push(',');
         }
-        let out = &mut *self.out;
-        self.result = (|| {
-            if !self.first {
-                out.write_char(',')?;
-            }
-            write_string(out, field.name())?;
-            out.write_char(':')?;
-            value(out)
-        })();
         self.first = false;
+        write_string(self.out, field.name());
+        self.out.push(':');
+        self.out
     }
 }
 
-impl Visit for Fields<'_, '_> {
+impl Visit for Fields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.entry(field, |out| write_string(out, value));
+        write_string(self.key(field), value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.entry(field, |out| {
-            out.write_str(itoa::Buffer::new().format(value))
-        });
+        self.key(field).push_str(itoa::Buffer::new().format(value));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.entry(field, |out| {
-            out.write_str(itoa::Buffer::new().format(value))
-        });
+        self.key(field).push_str(itoa::Buffer::new().format(value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.entry(field, |out| {
-            out.write_str(if value { "true" } else { "false" })
-        });
+        self.key(field)
+            .push_str(if value { "true" } else { "false" });
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
         // As serde_json writes it: shortest round-trip form, `null` when
         // not finite.
-        self.entry(field, |out| {
-            if value.is_finite() {
-                out.write_str(ryu::Buffer::new().format_finite(value))
-            } else {
-                out.write_str("null")
-            }
-        });
+        let out = self.key(field);
+        if value.is_finite() {
+            out.push_str(ryu::Buffer::new().format_finite(value));
+        } else {
+            out.push_str("null");
+        }
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.entry(field, |out| {
-            out.write_char('"')?;
-            write!(Escaped(out), "{value}")?;
-            out.write_char('"')
-        });
+        let out = self.key(field);
+        out.push('"');
+        // Writing to a String cannot fail.
+        let _ = write!(Escaped(&mut *out), "{value}");
+        out.push('"');
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.entry(field, |out| {
-            out.write_char('"')?;
-            write!(Escaped(out), "{value:?}")?;
-            out.write_char('"')
-        });
+        let out = self.key(field);
+        out.push('"');
+        let _ = write!(Escaped(&mut *out), "{value:?}");
+        out.push('"');
     }
 }
 
 /// `value` as a JSON string, quotes included.
-fn write_string(out: &mut impl Write, value: &str) -> fmt::Result {
-    out.write_char('"')?;
-    Escaped(&mut *out).write_str(value)?;
-    out.write_char('"')
+fn write_string(out: &mut String, value: &str) {
+    out.push('"');
+    // Writing to a String cannot fail.
+    let _ = Escaped(&mut *out).write_str(value);
+    out.push('"');
 }
 
 /// Escapes what passes through for the inside of a JSON string, as
@@ -267,7 +274,7 @@ mod tests {
 
     fn escaped(s: &str) -> String {
         let mut out = String::new();
-        write_string(&mut out, s).unwrap();
+        write_string(&mut out, s);
         out
     }
 
