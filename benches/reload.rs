@@ -14,18 +14,23 @@ use strangler::config;
 use strangler::route::Router;
 use strangler::snapshot::Snapshot;
 
+// The binary's allocator, so allocation costs what it costs in production.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A config file with `n` routes `/svc{i}/api`, a mix of what real files
-/// hold: every third sticky, every fifth with a method condition, every
-/// seventh with a fallback table.
+/// hold: every third weighted and sticky (the others all-legacy or all-new:
+/// a partial weight without a sticky key draws a warning), every fifth with
+/// a method condition, every seventh with a fallback table.
 fn file_with_routes(n: usize) -> String {
     let mut text = String::from(
         "[backends.legacy]\nurl = \"http://127.0.0.1:3001\"\n[backends.new]\nurl = \"http://127.0.0.1:3002\"\n",
     );
     for i in 0..n {
+        let weight = if i % 3 == 0 { i % 101 } else { i % 2 * 100 };
         let _ = write!(
             text,
-            "\n[[routes]]\npath = \"/svc{i}/api\"\nweight = {}\n",
-            i % 101
+            "\n[[routes]]\npath = \"/svc{i}/api\"\nweight = {weight}\n"
         );
         if i % 3 == 0 {
             text.push_str("sticky = \"header:x-user-id\"\n");
@@ -65,6 +70,15 @@ fn bench_reload(c: &mut Criterion) {
                 b.iter(|| Snapshot::new(config::parse(text, path).unwrap(), Some(&old)).unwrap())
             },
         );
+        // What a reload also pays once the last request holding the old
+        // snapshot lets go of it.
+        group.bench_with_input(BenchmarkId::new("drop", n), &parsed, |b, parsed| {
+            b.iter_batched(
+                || Snapshot::new(parsed.clone(), Some(&old)).unwrap(),
+                drop,
+                criterion::BatchSize::PerIteration,
+            )
+        });
     }
     group.finish();
 }

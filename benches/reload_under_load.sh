@@ -36,9 +36,12 @@ out = [f'[server]\nlisten = "127.0.0.1:{port}"\nadmin_listen = "127.0.0.1:{admin
        f'[backends.legacy]\nurl = "http://127.0.0.1:{origin}"\n[backends.new]\nurl = "http://127.0.0.1:{origin}"\n']
 n = int(n)
 for i in range(n):
-    weight = last if i == n - 1 else i % 101
+    # Every third route weighted and sticky, the others all-legacy or
+    # all-new (a partial weight without a sticky key draws a warning per
+    # route on every reload, which real files do not have by the thousand).
+    weight = last if i == n - 1 else (i % 101 if i % 3 == 0 else i % 2 * 100)
     out.append(f'[[routes]]\npath = "/svc{i}/api"\nweight = {weight}\n')
-    if i % 3 == 0:
+    if i % 3 == 0 or i == n - 1:
         out.append('sticky = "header:x-user-id"\n')
     if i % 7 == 0:
         out.append('[routes.fallback]\non_status = [502, 503]\n')
