@@ -383,6 +383,7 @@ rotate() { # n word... -> the words rotated left by n
     for ((i = 0; i < ${#words[@]}; i++)); do echo -n "${words[(i + n) % ${#words[@]}]} "; done
 }
 
+COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo '+dirty')"
 STARTED="$(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg) at the start"
 echo "compare.sh: rounds=$ROUNDS duration=${DURATION}s rate=$RATE/s for ${RATE_DURATION}s scenarios=$SCENARIOS; proxy on core $PROXY_CORE" >&2
 for scenario in ${SCENARIOS//,/ }; do
@@ -413,6 +414,6 @@ done
 
 python3 "$ROOT/benches/summarize.py" "$TSV" "$WORK/idle.tsv" \
     --started "$STARTED" --command "$(printf 'ROUNDS=%s DURATION=%s RATE_DURATION=%s RATE=%s SCENARIOS=%s %s' "$ROUNDS" "$DURATION" "$RATE_DURATION" "$RATE" "$SCENARIOS" "$CMDLINE")" \
-    --commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo '+dirty')" \
+    --commit "$COMMIT" \
     --rate "$RATE" --connections "$CONNECTIONS" --rate-connections "$RATE_CONNECTIONS" \
     --extra "$WORK/reload.md" ${RESULTS:+--results "$RESULTS"}
