@@ -25,6 +25,7 @@
 #   IDLE_CONNECTIONS=10000   for the idle scenario
 #   PROXY_THREADS=1   worker threads/processes of each proxy
 #   RESULTS=benches/RESULTS.md (RESULTS= to skip writing); BUILD=0 to skip cargo build
+#   SAVE_RAW=DIR      keep the raw rows (results.tsv, idle.tsv, reload.md) there
 # A smoke run in about a minute: ROUNDS=1 DURATION=2 SCENARIOS=plain,sticky benches/compare.sh
 #
 # The proxy under test runs on core 1 (taskset -c 1), everything else (the
@@ -97,7 +98,8 @@ CERT="$WORK/tls/server.crt"; KEY="$WORK/tls/server.key"
 
 # Shared by every nginx here: keep-alive connections are never closed for
 # their request count (nginx's default closes them every 1,000 requests).
-NGINX_HTTP_COMMON="access_log off; keepalive_requests 1000000; keepalive_timeout 300s;
+# No access_log here: an `access_log off` on the same level cancels any other.
+NGINX_HTTP_COMMON="keepalive_requests 1000000; keepalive_timeout 300s;
     client_body_temp_path $WORK/t; proxy_temp_path $WORK/t;
     fastcgi_temp_path $WORK/t; uwsgi_temp_path $WORK/t; scgi_temp_path $WORK/t;"
 mkdir -p "$WORK/t"
@@ -109,6 +111,7 @@ error_log $WORK/origin/error.log crit;
 events { worker_connections 20000; }
 http {
     $NGINX_HTTP_COMMON
+    access_log off;
     client_body_buffer_size 256k;
     server {
         listen 127.0.0.1:$ORIGIN;
@@ -410,10 +413,19 @@ for scenario in ${SCENARIOS//,/ }; do
         for target in $(rotate "$round" "${targets[@]}"); do measure "$scenario" "$target" "$round"; done
     done
     stop_proxies
+    if [[ $scenario == log ]]; then  # each proxy really wrote its log
+        lines() { if [[ -f "$1" ]]; then wc -l < "$1"; else echo 0; fi; }
+        s_lines=$(grep -c '"strangler::access"' "$WORK/strangler-log.log" || true)
+        echo "Access-log lines written: strangler ${s_lines:-0}, nginx $(lines "$WORK/nginx-access.log"), HAProxy $(lines "$WORK/haproxy-access.log")." | tee -a "$WORK/notes.md" >&2
+        rm -f "$WORK/strangler-log.log" "$WORK/nginx-access.log" "$WORK/haproxy-access.log"
+    fi
 done
 
+if [[ -n "${SAVE_RAW:-}" ]]; then
+    mkdir -p "$SAVE_RAW" && cp "$TSV" "$WORK/idle.tsv" "$SAVE_RAW/" && { cp "$WORK/reload.md" "$WORK/notes.md" "$SAVE_RAW/" 2>/dev/null || true; }
+fi
 python3 "$ROOT/benches/summarize.py" "$TSV" "$WORK/idle.tsv" \
     --started "$STARTED" --command "$(printf 'ROUNDS=%s DURATION=%s RATE_DURATION=%s RATE=%s SCENARIOS=%s %s' "$ROUNDS" "$DURATION" "$RATE_DURATION" "$RATE" "$SCENARIOS" "$CMDLINE")" \
     --commit "$COMMIT" \
     --rate "$RATE" --connections "$CONNECTIONS" --rate-connections "$RATE_CONNECTIONS" \
-    --extra "$WORK/reload.md" ${RESULTS:+--results "$RESULTS"}
+    --extra "$WORK/reload.md" --notes "$WORK/notes.md" ${RESULTS:+--results "$RESULTS"}

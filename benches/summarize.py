@@ -80,6 +80,7 @@ def main():
     ap.add_argument("--rate-connections", default="32")
     ap.add_argument("--results")
     ap.add_argument("--extra", help="markdown of the reload-under-load run")
+    ap.add_argument("--notes", help="lines to add after the tables")
     args = ap.parse_args()
 
     rows = read_rows(args.tsv)
@@ -238,6 +239,10 @@ def main():
     if rss_idle:
         out.append("RSS right after start, before any request (median over the scenarios, MiB): " + ", ".join(
             f"{names[t]} {statistics.median(clean(v)) / 1024:.1f}" for t, v in rss_idle.items() if clean(v) and t != "direct") + ".")
+        out.append("")
+
+    if args.notes and os.path.exists(args.notes):
+        out.extend(line.rstrip("\n") for line in open(args.notes) if line.strip())
         out.append("")
 
     text = "\n".join(out)
