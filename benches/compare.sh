@@ -24,6 +24,9 @@
 #   TARGETS=direct,strangler,nginx,haproxy   (direct runs only where it means something)
 #   IDLE_CONNECTIONS=10000   for the idle scenario
 #   PROXY_THREADS=1   worker threads/processes of each proxy
+#   USER_KEY=user-42  the x-user-id every request sends: on the sticky route
+#                     user-42 falls on legacy (as in issue 13's figures),
+#                     user-1 on new
 #   RESULTS=benches/RESULTS.md (RESULTS= to skip writing); BUILD=0 to skip cargo build
 #   SAVE_RAW=DIR      keep the raw rows (results.tsv, idle.tsv, reload.md) there
 # A smoke run in about a minute: ROUNDS=1 DURATION=2 SCENARIOS=plain,sticky benches/compare.sh
@@ -49,6 +52,7 @@ SCENARIOS="${SCENARIOS:-plain,sticky,log,fallback,post,https,h2,idle,reload}"
 TARGETS="${TARGETS:-direct,strangler,nginx,haproxy}"
 IDLE_CONNECTIONS="${IDLE_CONNECTIONS:-10000}"
 PROXY_THREADS="${PROXY_THREADS:-1}"
+USER_KEY="${USER_KEY:-user-42}"
 RESULTS="${RESULTS-$ROOT/benches/RESULTS.md}"
 BUILD="${BUILD:-1}"
 PROXY_CORE=1
@@ -328,7 +332,7 @@ measure() {
     [[ $scenario == https ]] && gen_args+=(--ca "$WORK/tls/ca.crt")
     local c0 c1 c2 c3 out
     c0=$(cpu_of "$pid")
-    wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -H 'x-user-id: user-42' "${wrk_args[@]}" "$url" > "$WORK/wrk.out" 2>&1 || true
+    wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -H "x-user-id: $USER_KEY" "${wrk_args[@]}" "$url" > "$WORK/wrk.out" 2>&1 || true
     c1=$(cpu_of "$pid")
     local rps requests werr
     rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.out")
@@ -336,7 +340,7 @@ measure() {
     werr=$(awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(",", ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$WORK/wrk.out")
     c2=$(cpu_of "$pid")
     out=$("$LOADGEN" rate --url "$url" --rate "$RATE" --duration "$RATE_DURATION" \
-        --connections "$RATE_CONNECTIONS" --header 'x-user-id: user-42' "${gen_args[@]}" 2>&1 || true)
+        --connections "$RATE_CONNECTIONS" --header "x-user-id: $USER_KEY" "${gen_args[@]}" 2>&1 || true)
     c3=$(cpu_of "$pid")
     local rss
     rss=$(rss_of "$pid")
@@ -407,7 +411,7 @@ for scenario in ${SCENARIOS//,/ }; do
     start_proxies "$scenario"
     for target in "${targets[@]}"; do  # idle RSS, then a short warm-up of each
         printf 'rss_idle\t%s\t%s\t%s\n' "$scenario" "$target" "$(rss_of "${PID_OF[$target]}")" >> "$WORK/idle.tsv"
-        wrk -t1 -c"$CONNECTIONS" -d1s -H 'x-user-id: user-42' "$(url_of "$scenario" "$target")" > /dev/null 2>&1 || true
+        wrk -t1 -c"$CONNECTIONS" -d1s -H "x-user-id: $USER_KEY" "$(url_of "$scenario" "$target")" > /dev/null 2>&1 || true
     done
     for ((round = 1; round <= ROUNDS; round++)); do
         for target in $(rotate "$round" "${targets[@]}"); do measure "$scenario" "$target" "$round"; done
