@@ -13,6 +13,10 @@ use http::{HeaderMap, HeaderValue, Method};
 use strangler::config::{self, Config};
 use strangler::route::{self, RequestInfo, Router};
 
+// The binary's allocator, so allocation costs what it costs in production.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A config with `n` routes `/svc{i}/api`, every third one sticky on a header.
 fn config_with_routes(n: usize) -> Config {
     let mut text = String::from(

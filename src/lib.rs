@@ -11,6 +11,8 @@
 mod admin;
 pub mod app;
 mod backend;
+#[doc(hidden)]
+pub mod bench_support;
 pub mod body;
 pub mod check;
 pub mod cidr;

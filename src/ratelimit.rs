@@ -22,9 +22,10 @@ use crate::config::RateLimitConfig;
 /// Keys (per route) below which the map is never swept.
 const MIN_SWEEP: usize = 1024;
 
-/// The buckets of one route.
+/// The buckets of one route (public only for the benches, through
+/// `bench_support`).
 #[derive(Debug, Default)]
-pub(crate) struct RateLimiter {
+pub struct RateLimiter {
     state: Mutex<Buckets>,
 }
 
@@ -44,12 +45,7 @@ struct Bucket {
 impl RateLimiter {
     /// Takes one token from `key`'s bucket at `now`; `Err(wait)` when it is
     /// empty, with the time until one is back.
-    pub(crate) fn take(
-        &self,
-        config: &RateLimitConfig,
-        key: &[u8],
-        now: Instant,
-    ) -> Result<(), Duration> {
+    pub fn take(&self, config: &RateLimitConfig, key: &[u8], now: Instant) -> Result<(), Duration> {
         let burst = f64::from(config.burst);
         let mut state = self
             .state
