@@ -8,7 +8,6 @@ use crate::body;
 
 pub use crate::ratelimit::RateLimiter;
 pub use crate::stats::window::Window;
-#[cfg(not(test))]
 pub use copying::copy_body;
 
 /// Reads `body` to the end; the bytes it held. The baseline for
@@ -23,17 +22,6 @@ pub async fn drain(mut body: body::ProxyBody) -> usize {
     read
 }
 
-// The request-body copy, compiled here a second time so the benches reach it
-// without widening `proxy`'s visibility while that module is being reworked.
-// Once it settles, `proxy::copy` can be made `pub(crate)` and this include
-// replaced by a `use`. Not in the unit tests' build: the included module's own
-// tests would run twice.
-#[cfg(not(test))]
-#[allow(dead_code, unreachable_pub, clippy::duplicate_mod)]
-#[path = "proxy/copy.rs"]
-mod copy;
-
-#[cfg(not(test))]
 mod copying {
     use std::sync::Arc;
 
@@ -41,7 +29,7 @@ mod copying {
     use http_body::Frame;
     use tokio::sync::Semaphore;
 
-    use super::copy;
+    use crate::proxy::copy;
     use crate::body;
 
     /// Streams `chunks` as a request body through the copy the request path

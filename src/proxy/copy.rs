@@ -46,7 +46,7 @@ impl std::error::Error for Abandoned {}
 
 /// Limits of one request's copy.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct CopyLimits {
+pub(crate) struct CopyLimits {
     /// The largest body that is copied.
     pub max: u64,
     /// The longest gap between two chunks of the client's body.
@@ -56,7 +56,7 @@ pub(super) struct CopyLimits {
 /// The handle on a request body's copy, kept by the request path while the
 /// first attempt streams the body.
 #[derive(Debug)]
-pub(super) enum Copy {
+pub(crate) enum Copy {
     /// The request has no body: any attempt can send it again.
     Empty,
     /// The body is too large to copy, or the budget was spent.
@@ -67,7 +67,7 @@ pub(super) enum Copy {
 /// Shared between the attempt's body ([`Tee`]) and the [`Copy`] handle. Only
 /// one side polls at a time, so the lock is never contended.
 #[derive(Debug)]
-pub(super) struct State {
+pub(crate) struct State {
     /// The client's body: read through the [`Tee`], taken back for a resend.
     source: Option<ProxyBody>,
     /// Every frame read so far; `None` once the copy was given up.
@@ -90,7 +90,7 @@ enum Copied {
 
 /// Splits `body` into the body the first attempt sends and the handle on its
 /// copy. A body declared larger than `limits.max` is not copied at all.
-pub(super) fn tee(
+pub(crate) fn tee(
     body: ProxyBody,
     content_length: Option<u64>,
     limits: CopyLimits,
@@ -124,7 +124,7 @@ impl Copy {
     /// the client's body; the rest of it, if the client is still sending, is
     /// read into the copy first. `Ok(None)` when the copy was given up (too
     /// large, or the budget spent).
-    pub(super) async fn resend(&self) -> Result<Option<ProxyBody>, ProxyError> {
+    pub(crate) async fn resend(&self) -> Result<Option<ProxyBody>, ProxyError> {
         let (state, limits) = match self {
             Copy::Empty => return Ok(Some(body::empty())),
             Copy::Unavailable => return Ok(None),

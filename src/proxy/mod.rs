@@ -11,7 +11,7 @@
 //! - [`exchange`]: the record of one request, for the observer.
 
 mod attempt;
-mod copy;
+pub(crate) mod copy;
 mod exchange;
 mod fallback;
 mod outgoing;
