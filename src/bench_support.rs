@@ -29,8 +29,8 @@ mod copying {
     use http_body::Frame;
     use tokio::sync::Semaphore;
 
-    use crate::proxy::copy;
     use crate::body;
+    use crate::proxy::copy;
 
     /// Streams `chunks` as a request body through the copy the request path
     /// keeps for a replay (at most `max` bytes, from `budget`) and reads it to

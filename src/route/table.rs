@@ -8,6 +8,7 @@
 //! O(routes), and a lookup does not allocate.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use http::HeaderMap;
 
@@ -32,13 +33,39 @@ pub struct Router {
 #[derive(Debug, Clone, Default)]
 struct Node {
     /// Child nodes by the next path segment.
-    children: HashMap<Box<str>, NodeId>,
+    children: HashMap<Box<str>, NodeId, BuildHasherDefault<SegmentHasher>>,
     /// Indices of the routes whose path ends at this node, in file order
     /// (ascending): the first whose conditions hold wins.
     routes: Vec<usize>,
     /// The nearest proper ancestor with routes: where a lookup goes next when no
     /// route here has its conditions hold.
     up: Option<NodeId>,
+}
+
+/// FNV-1a over a path segment. The trie is built from the config alone, so a
+/// request cannot fill it with colliding keys: a keyed (SipHash) hash buys
+/// nothing here, and FNV costs a fraction of it on short segments, at every
+/// lookup and for every node of a 10,000-route reload.
+#[derive(Debug)]
+struct SegmentHasher(u64);
+
+impl Default for SegmentHasher {
+    fn default() -> Self {
+        SegmentHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for SegmentHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 ^= u64::from(byte);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 // === impl Router ===
