@@ -16,17 +16,8 @@ source "$(dirname "$0")/lib.sh"
 need nginx valgrind callgrind_control python3
 start_origin
 PORT=$(free_port); ADMIN=$(free_port)
-cat > "$WORK/features.toml" <<CONF
-[server]
-listen = "127.0.0.1:$PORT"
-admin_listen = "127.0.0.1:$ADMIN"
-workers = 1
-
-[backends.legacy]
-url = "http://127.0.0.1:$ORIGIN"
-
-[backends.new]
-url = "http://127.0.0.1:$ORIGIN"
+proxy_head "$PORT" "$ADMIN" > "$WORK/features.toml"
+cat >> "$WORK/features.toml" <<CONF
 
 [defaults]
 legacy = "legacy"

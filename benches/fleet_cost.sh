@@ -31,17 +31,8 @@ PIDS+=($!)
 wait_port "$REDIS"
 
 config() { # LISTEN ADMIN CONTROL
+    proxy_head "$1" "$2"
     cat <<CONF
-[server]
-listen = "127.0.0.1:$1"
-admin_listen = "127.0.0.1:$2"
-workers = 1
-
-[backends.legacy]
-url = "http://127.0.0.1:$ORIGIN"
-
-[backends.new]
-url = "http://127.0.0.1:$ORIGIN"
 
 [[routes]]
 path = "/api"

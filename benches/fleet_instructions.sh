@@ -51,17 +51,8 @@ for case in none shared fleet; do
         fleet) control=$'[control]\nredis = "redis://127.0.0.1:'"$REDIS"$'/0"\nkey_prefix = "fleet:"\nfleet_statistics = true' ;;
     esac
     port=$(free_port); admin=$(free_port)
-    cat > "$WORK/$case.toml" <<CONF
-[server]
-listen = "127.0.0.1:$port"
-admin_listen = "127.0.0.1:$admin"
-workers = 1
-
-[backends.legacy]
-url = "http://127.0.0.1:$ORIGIN"
-
-[backends.new]
-url = "http://127.0.0.1:$ORIGIN"
+    proxy_head "$port" "$admin" > "$WORK/$case.toml"
+    cat >> "$WORK/$case.toml" <<CONF
 
 [[routes]]
 path = "/api"

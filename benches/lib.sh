@@ -56,10 +56,9 @@ CONF
     wait_port "$ORIGIN"
 }
 
-# fallback_routes_config LISTEN ADMIN: strangler with one worker, legacy and new
-# both the origin, a route /plain without fallback and a route /fb with it
-# (and /rb, see below).
-fallback_routes_config() {
+# proxy_head LISTEN ADMIN: the [server] (one worker) and the two backends,
+# legacy and new, both the origin, that the bench configs share.
+proxy_head() {
     cat <<CONF
 [server]
 listen = "127.0.0.1:$1"
@@ -71,6 +70,15 @@ url = "http://127.0.0.1:$ORIGIN"
 
 [backends.new]
 url = "http://127.0.0.1:$ORIGIN"
+CONF
+}
+
+# fallback_routes_config LISTEN ADMIN: strangler with one worker, legacy and new
+# both the origin, a route /plain without fallback and a route /fb with it
+# (and /rb, see below).
+fallback_routes_config() {
+    proxy_head "$1" "$2"
+    cat <<CONF
 
 [[routes]]
 path = "/plain"
