@@ -65,8 +65,6 @@ run() { # proxy method path -> "rps cpu_s_per_100k"
         'BEGIN {printf "%.0f %.3f\n", r, (t / hz) / n * 100000}'
 }
 
-median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
-
 echo "wrk -t1 -c$CONNECTIONS, ${DURATION}s a run, $ROUNDS interleaved rounds, medians; proxies with 1 worker on $(nproc) cores"
 run a GET /plain/x > /dev/null; run b GET /plain/x > /dev/null
 declare -A RPS CPU

@@ -63,7 +63,6 @@ for case in "${CASES[@]}"; do
 done
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; printf "%.3f\n", v}'; }
 commands() { redis-cli -p "$REDIS" info stats | awk -F: '/^total_commands_processed/ {print $2+0}'; }
 
 run() { # case -> "rps p50_ms p99_ms cpu_s_per_100k"
@@ -71,18 +70,9 @@ run() { # case -> "rps p50_ms p99_ms cpu_s_per_100k"
     before=$(cpu_ticks "$pid")
     wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "http://127.0.0.1:${PORT[$case]}/api/x" > "$WORK/out.wrk"
     after=$(cpu_ticks "$pid")
-    if grep -q "Non-2xx" "$WORK/out.wrk"; then echo "non-2xx answers: $case" >&2; exit 1; fi
-    local rps requests p50 p99
-    rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/out.wrk")
-    requests=$(awk '/requests in/ {print $1}' "$WORK/out.wrk")
-    p50=$(awk '$1 == "50%" {print $2}' "$WORK/out.wrk" | to_ms)
-    p99=$(awk '$1 == "99%" {print $2}' "$WORK/out.wrk" | to_ms)
-    awk -v r="$rps" -v n="$requests" -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" \
-        -v p50="$p50" -v p99="$p99" \
-        'BEGIN {printf "%.0f %s %s %.3f\n", r, p50, p99, (t / hz) / n * 100000}'
+    wrk_summary "$WORK/out.wrk" $((after - before))
 }
 
-median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
 echo "wrk -t1 -c$CONNECTIONS, ${DURATION}s a run, $ROUNDS interleaved rounds, medians; each proxy 1 worker on $(nproc) cores"
 for case in "${CASES[@]}"; do run "$case" > /dev/null; done

@@ -56,6 +56,27 @@ CONF
     wait_port "$ORIGIN"
 }
 
+# wrk_summary WRK_OUTPUT CPU_TICKS: "requests/s p50_ms p99_ms cpu_s_per_100k"
+# from a `wrk --latency` output and the proxy's CPU ticks over the run; exits
+# when wrk saw an answer that was not 2xx.
+wrk_summary() {
+    if grep -q "Non-2xx" "$1"; then echo "non-2xx answers: $1" >&2; exit 1; fi
+    local rps requests p50 p99
+    rps=$(awk '/Requests\/sec/ {print $2}' "$1")
+    requests=$(awk '/requests in/ {print $1}' "$1")
+    p50=$(awk '$1 == "50%" {print $2}' "$1" | to_ms)
+    p99=$(awk '$1 == "99%" {print $2}' "$1" | to_ms)
+    awk -v r="$rps" -v n="$requests" -v t="$2" -v hz="$(getconf CLK_TCK)" \
+        -v p50="$p50" -v p99="$p99" \
+        'BEGIN {printf "%.0f %s %s %.3f\n", r, p50, p99, (t / hz) / n * 100000}'
+}
+
+# to_ms: a wrk duration (`850.00us`, `1.20ms`, `2.00s`) as milliseconds.
+to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; printf "%.3f\n", v}'; }
+
+# median: the median of the numbers on stdin, one a line.
+median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+
 # proxy_head LISTEN ADMIN: the [server] (one worker) and the two backends,
 # legacy and new, both the origin, that the bench configs share.
 proxy_head() {
