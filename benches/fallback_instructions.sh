@@ -8,6 +8,7 @@
 # Usage: benches/fallback_instructions.sh BIN_A BIN_B [N, default 2000]
 # ROLLBACK_ROUTE=1 measures GET on /plain, /fb and /rb (a route with
 # [routes.rollback]) instead of the POST cases.
+# RUST_LOG=info measures with the JSON access log on (stderr to a file).
 # Needs nginx and valgrind. Loopback only.
 set -euo pipefail
 
@@ -42,7 +43,7 @@ measure() { # name binary
     local port admin pid
     port=$(free_port); admin=$(free_port)
     fallback_routes_config "$port" "$admin" > "$WORK/$1.toml"
-    RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$WORK/$1.%p.out" \
+    RUST_LOG="${RUST_LOG:-warn}" valgrind --tool=callgrind --callgrind-out-file="$WORK/$1.%p.out" \
         "$2" run -c "$WORK/$1.toml" 2>"$WORK/$1.log" &
     pid=$!
     PIDS+=($pid)
