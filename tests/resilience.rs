@@ -225,8 +225,11 @@ async fn closing_on_reuse(name: &'static str) -> (RawBackend, Arc<AtomicUsize>, 
                 "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: keep-alive\r\n\r\n{name}",
                 name.len()
             );
-            if stream.write_all(head.as_bytes()).await.is_ok() {
-                counter.fetch_add(1, Ordering::SeqCst);
+            // Counted before it is written, so the count is in place before
+            // the client can have the answer; taken back if it was not sent.
+            counter.fetch_add(1, Ordering::SeqCst);
+            if stream.write_all(head.as_bytes()).await.is_err() {
+                counter.fetch_sub(1, Ordering::SeqCst);
             }
             // The next request on this connection is read, then dropped.
             if read_head(&mut stream).await.is_some() {
