@@ -121,17 +121,8 @@ CONF
 # both the origin, three routes served by legacy: /plain without shadow, /zero
 # with a shadow at 0%, /full mirroring every GET (noise learning off).
 shadow_routes_config() {
+    proxy_head "$1" "$2"
     cat <<CONF
-[server]
-listen = "127.0.0.1:$1"
-admin_listen = "127.0.0.1:$2"
-workers = 1
-
-[backends.legacy]
-url = "http://127.0.0.1:$ORIGIN"
-
-[backends.new]
-url = "http://127.0.0.1:$ORIGIN"
 
 [[routes]]
 path = "/plain"

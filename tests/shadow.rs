@@ -64,6 +64,21 @@ fn shadow_route(weight: u32, shadow: &str) -> String {
 }
 
 /// The route `api` of `GET /shadow`.
+/// A proxy in front of `legacy` and `new` with [`shadow_route`]'s route.
+async fn start_shadowed(
+    legacy: &TestBackend,
+    new: &TestBackend,
+    weight: u32,
+    shadow: &str,
+) -> TestProxy {
+    TestProxy::start(&config_with(
+        &legacy.url(),
+        &new.url(),
+        &shadow_route(weight, shadow),
+    ))
+    .await
+}
+
 async fn shadow_of(proxy: &TestProxy) -> Value {
     let all = get(&proxy.admin_url("/shadow")).await.json();
     all.as_array()
@@ -131,12 +146,7 @@ fn shadow_header(seen: &Seen) -> Option<&str> {
 async fn a_legacy_served_get_is_mirrored_to_new_and_counted_only_as_shadow() {
     let legacy = json_backend("legacy", |seen| json!({"path": seen.uri, "side": "same"})).await;
     let new = json_backend("new", |seen| json!({"side": "same", "path": seen.uri})).await;
-    let proxy = TestProxy::start(&config_with(
-        &legacy.url(),
-        &new.url(),
-        &shadow_route(0, "percent = 100\nnoise_sample = 0"),
-    ))
-    .await;
+    let proxy = start_shadowed(&legacy, &new, 0, "percent = 100\nnoise_sample = 0").await;
 
     let answer = get(&proxy.url("/api/items?q=1")).await;
     assert_eq!(answer.status, 200);
@@ -214,12 +224,7 @@ async fn the_client_does_not_wait_for_a_slow_shadow() {
     let legacy = json_backend("legacy", |_| json!({"a": 1})).await;
     let gate = Arc::new(Semaphore::new(0));
     let new = gated_backend("new", gate.clone(), json!({"a": 1})).await;
-    let proxy = TestProxy::start(&config_with(
-        &legacy.url(),
-        &new.url(),
-        &shadow_route(0, "percent = 100\nnoise_sample = 0"),
-    ))
-    .await;
+    let proxy = start_shadowed(&legacy, &new, 0, "percent = 100\nnoise_sample = 0").await;
 
     // The shadow's answer is held until the test releases it: the client's
     // answer arrives while new still holds it.
@@ -250,12 +255,7 @@ async fn the_client_does_not_wait_for_a_slow_shadow() {
 async fn posts_are_not_mirrored_by_default() {
     let legacy = json_backend("legacy", |_| json!({"ok": true})).await;
     let new = json_backend("new", |_| json!({"ok": true})).await;
-    let proxy = TestProxy::start(&config_with(
-        &legacy.url(),
-        &new.url(),
-        &shadow_route(0, "percent = 100"),
-    ))
-    .await;
+    let proxy = start_shadowed(&legacy, &new, 0, "percent = 100").await;
 
     let answer = send_body("POST", &proxy.url("/api/orders"), b"{\"n\": 1}").await;
     assert_eq!(answer.status, 200);
@@ -306,12 +306,7 @@ async fn a_mirrored_body_is_sent_whole_and_one_over_max_body_is_skipped() {
 async fn a_differing_field_shows_in_shadow_and_in_the_metric() {
     let legacy = json_backend("legacy", |_| json!({"id": 7, "item": {"price": 10}})).await;
     let new = json_backend("new", |_| json!({"item": {"price": 11}, "id": 7})).await;
-    let proxy = TestProxy::start(&config_with(
-        &legacy.url(),
-        &new.url(),
-        &shadow_route(0, "percent = 100\nnoise_sample = 0"),
-    ))
-    .await;
+    let proxy = start_shadowed(&legacy, &new, 0, "percent = 100\nnoise_sample = 0").await;
 
     for _ in 0..3 {
         let answer = get(&proxy.url("/api/p")).await;
@@ -381,12 +376,7 @@ async fn nonce_backends() -> (TestBackend, TestBackend) {
 #[tokio::test]
 async fn a_random_nonce_is_learned_as_noise_and_kept_across_reloads() {
     let (legacy, new) = nonce_backends().await;
-    let proxy = TestProxy::start(&config_with(
-        &legacy.url(),
-        &new.url(),
-        &shadow_route(0, "percent = 100\nnoise_sample = 100"),
-    ))
-    .await;
+    let proxy = start_shadowed(&legacy, &new, 0, "percent = 100\nnoise_sample = 100").await;
 
     get(&proxy.url("/api/n")).await;
     let shadow = settled(&proxy, 1).await;
@@ -419,12 +409,7 @@ async fn a_random_nonce_is_learned_as_noise_and_kept_across_reloads() {
 #[tokio::test]
 async fn without_noise_learning_a_random_nonce_is_a_mismatch() {
     let (legacy, new) = nonce_backends().await;
-    let proxy = TestProxy::start(&config_with(
-        &legacy.url(),
-        &new.url(),
-        &shadow_route(0, "percent = 100\nnoise_sample = 0"),
-    ))
-    .await;
+    let proxy = start_shadowed(&legacy, &new, 0, "percent = 100\nnoise_sample = 0").await;
     get(&proxy.url("/api/n")).await;
     let shadow = settled(&proxy, 1).await;
     assert_eq!(counts(&shadow), [0, 1, 0, 0], "{shadow}");
@@ -477,12 +462,7 @@ async fn new_down_is_an_error_the_client_sees_nothing_of() {
 async fn a_5xx_from_the_shadow_is_an_error_when_the_served_answer_was_not() {
     let legacy = json_backend("legacy", |_| json!({"a": 1})).await;
     let new = TestBackend::with_status("new", 503).await;
-    let proxy = TestProxy::start(&config_with(
-        &legacy.url(),
-        &new.url(),
-        &shadow_route(0, "percent = 100"),
-    ))
-    .await;
+    let proxy = start_shadowed(&legacy, &new, 0, "percent = 100").await;
     get(&proxy.url("/api/x")).await;
     let shadow = settled(&proxy, 1).await;
     assert_eq!(counts(&shadow), [0, 0, 1, 0], "{shadow}");
@@ -492,12 +472,7 @@ async fn a_5xx_from_the_shadow_is_an_error_when_the_served_answer_was_not() {
 async fn after_a_fallback_the_shadow_goes_to_new_which_did_not_serve() {
     let legacy = json_backend("legacy", |_| json!({"a": 1})).await;
     let new = TestBackend::with_status("new", 503).await;
-    let proxy = TestProxy::start(&config_with(
-        &legacy.url(),
-        &new.url(),
-        &shadow_route(100, "percent = 100\nnoise_sample = 0"),
-    ))
-    .await;
+    let proxy = start_shadowed(&legacy, &new, 100, "percent = 100\nnoise_sample = 0").await;
     let answer = get(&proxy.url("/api/x")).await;
     assert_eq!(answer.header("x-strangler-fallback"), Some("status-503"));
     let shadow = settled(&proxy, 1).await;
@@ -513,12 +488,7 @@ async fn after_a_fallback_the_shadow_goes_to_new_which_did_not_serve() {
 async fn head_is_mirrored_and_compared_by_status_and_headers() {
     let legacy = json_backend("legacy", |_| json!({"a": 1})).await;
     let new = json_backend("new", |_| json!({"a": 2})).await;
-    let proxy = TestProxy::start(&config_with(
-        &legacy.url(),
-        &new.url(),
-        &shadow_route(0, "percent = 100\nnoise_sample = 0"),
-    ))
-    .await;
+    let proxy = start_shadowed(&legacy, &new, 0, "percent = 100\nnoise_sample = 0").await;
     let answer = send(
         request("HEAD", &proxy.url("/api/x"))
             .body(Full::<Bytes>::default())
@@ -536,11 +506,12 @@ async fn over_max_inflight_against_a_slow_shadow_is_skipped() {
     let legacy = json_backend("legacy", |_| json!({"a": 1})).await;
     let gate = Arc::new(Semaphore::new(0));
     let new = gated_backend("new", gate.clone(), json!({"a": 1})).await;
-    let proxy = TestProxy::start(&config_with(
-        &legacy.url(),
-        &new.url(),
-        &shadow_route(0, "percent = 100\nmax_inflight = 1\nnoise_sample = 0"),
-    ))
+    let proxy = start_shadowed(
+        &legacy,
+        &new,
+        0,
+        "percent = 100\nmax_inflight = 1\nnoise_sample = 0",
+    )
     .await;
 
     get(&proxy.url("/api/1")).await;
